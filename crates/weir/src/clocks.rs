@@ -1,0 +1,86 @@
+//! `wasi:clocks`: monotonic clock (with timer pollables) and wall clock.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::Resource;
+
+use crate::bindings::wasi::clocks::{monotonic_clock, wall_clock};
+use crate::io::{subscribe_owned, Pollable, PollableResource};
+use crate::WasiCtxView;
+
+/// Nanoseconds of the OS monotonic clock (`CLOCK_MONOTONIC`).
+fn monotonic_now() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
+fn resolution_ns(clock: rustix::time::ClockId) -> u64 {
+    // `clock_getres` always succeeds for the clocks used here; 1 ns is its typical answer.
+    let res = rustix::time::clock_getres(clock);
+    ((res.tv_sec as u64).saturating_mul(1_000_000_000) + res.tv_nsec as u64).max(1)
+}
+
+/// A pollable that becomes ready at a monotonic-clock deadline (in nanoseconds).
+pub struct Deadline {
+    at_ns: u64,
+}
+
+#[async_trait::async_trait]
+impl Pollable for Deadline {
+    async fn ready(&mut self) {
+        let now = monotonic_now();
+        if now >= self.at_ns {
+            return;
+        }
+        let wait = Duration::from_nanos(self.at_ns - now);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::time::sleep(wait).await;
+        } else {
+            // Not inside tokio (an embedder with another executor): wait on a helper thread.
+            let (done, wait_done) = tokio::sync::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                std::thread::sleep(wait);
+                let _ = done.send(());
+            });
+            let _ = wait_done.await;
+        }
+    }
+}
+
+impl monotonic_clock::Host for WasiCtxView<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(monotonic_now())
+    }
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        Ok(resolution_ns(rustix::time::ClockId::Monotonic))
+    }
+    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<PollableResource>> {
+        subscribe_owned(self.table, Deadline { at_ns: when })
+    }
+    fn subscribe_duration(&mut self, when: u64) -> wasmtime::Result<Resource<PollableResource>> {
+        let at_ns = monotonic_now().saturating_add(when);
+        subscribe_owned(self.table, Deadline { at_ns })
+    }
+}
+
+impl wall_clock::Host for WasiCtxView<'_> {
+    fn now(&mut self) -> wasmtime::Result<wall_clock::Datetime> {
+        // Before 1970 is not representable in `datetime`; report the epoch then.
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Ok(wall_clock::Datetime {
+            seconds: since_epoch.as_secs(),
+            nanoseconds: since_epoch.subsec_nanos(),
+        })
+    }
+    fn resolution(&mut self) -> wasmtime::Result<wall_clock::Datetime> {
+        let ns = resolution_ns(rustix::time::ClockId::Realtime);
+        Ok(wall_clock::Datetime {
+            seconds: ns / 1_000_000_000,
+            nanoseconds: (ns % 1_000_000_000) as u32,
+        })
+    }
+}

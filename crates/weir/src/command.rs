@@ -1,0 +1,87 @@
+//! Running a `wasi:cli/command` component: instantiate, call `wasi:cli/run.run`, and turn
+//! the outcome (normal return, `exit`, trap) into an exit status.
+
+use wasmtime::component::{Component, ComponentExportIndex, Instance, Linker, TypedFunc};
+use wasmtime::{AsContextMut, Store};
+
+use crate::cli::I32Exit;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `run` returned `ok`.
+    Success,
+    /// `run` returned `err`.
+    Failure,
+    /// The guest called `exit` / `exit-with-code` with this status.
+    Exit(i32),
+}
+
+impl Outcome {
+    /// The process exit status `wasmtime run` would report.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Failure => 1,
+            Outcome::Exit(code) => code,
+        }
+    }
+}
+
+type RunFunc = TypedFunc<(), (Result<(), ()>,)>;
+
+/// Finds `wasi:cli/run.run` in any 0.2.x version.
+fn run_export_index(component: &Component) -> wasmtime::Result<ComponentExportIndex> {
+    let interface = component
+        .get_export_index(None, "wasi:cli/run@0.2.12")
+        .or_else(|| component.get_export_index(None, "wasi:cli/run@0.2.0"))
+        .ok_or_else(|| {
+            wasmtime::format_err!(
+                "the component does not export `wasi:cli/run` (it is not a wasi:cli/command)"
+            )
+        })?;
+    component
+        .get_export_index(Some(&interface), "run")
+        .ok_or_else(|| wasmtime::format_err!("the component's `wasi:cli/run` has no `run` function"))
+}
+
+fn run_func<T>(store: impl AsContextMut<Data = T>, instance: &Instance, index: &ComponentExportIndex) -> wasmtime::Result<RunFunc> {
+    instance.get_typed_func::<(), (Result<(), ()>,)>(store, index)
+}
+
+fn outcome(result: wasmtime::Result<(Result<(), ()>,)>) -> wasmtime::Result<Outcome> {
+    match result {
+        Ok((Ok(()),)) => Ok(Outcome::Success),
+        Ok((Err(()),)) => Ok(Outcome::Failure),
+        Err(error) => match error.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(Outcome::Exit(exit.0)),
+            None => Err(error),
+        },
+    }
+}
+
+/// Instantiates `component` and runs it, on an engine with async support.
+///
+/// A trap comes back as `Err` (with its backtrace); `exit` comes back as [`Outcome::Exit`].
+pub async fn run_async<T: Send + 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
+    component: &Component,
+) -> wasmtime::Result<Outcome> {
+    let index = run_export_index(component)?;
+    let instance = linker.instantiate_async(&mut *store, component).await?;
+    let run = run_func(&mut *store, &instance, &index)?;
+    outcome(run.call_async(&mut *store, ()).await)
+}
+
+/// Instantiates `component` and runs it, on an engine without async support.
+pub fn run_sync<T: 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
+    component: &Component,
+) -> wasmtime::Result<Outcome> {
+    let index = run_export_index(component)?;
+    let instance = linker.instantiate(&mut *store, component)?;
+    let run = run_func(&mut *store, &instance, &index)?;
+    outcome(run.call(&mut *store, ()))
+}

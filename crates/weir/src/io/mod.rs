@@ -1,0 +1,25 @@
+//! `wasi:io`: errors, pollables and streams.
+//!
+//! The embedder-facing traits are [`OutputStream`], [`InputStream`] and [`Pollable`]. The
+//! guest-facing contract (permits, traps, `closed` vs `last-operation-failed`) is enforced
+//! here, in the host layer, once for every stream implementation: an implementation only has
+//! to be honest about how much it can take.
+
+mod error;
+pub(crate) mod host;
+pub mod pipe;
+pub(crate) mod poll;
+pub mod stdio;
+mod streams;
+pub(crate) mod write_queue;
+
+pub use error::{IoError, StreamError, StreamResult};
+pub use pipe::{
+    AsyncReadStream, AsyncWriteStream, ClosedInputStream, ClosedOutputStream, MemoryInputPipe,
+    MemoryOutputPipe, SinkOutputStream,
+};
+pub use poll::{subscribe, subscribe_owned, Pollable, PollableResource};
+pub use streams::{
+    InputStream, InputStreamResource, OutputStream, OutputStreamResource,
+    MAX_BLOCKING_WRITE_BYTES, MAX_READ_BYTES,
+};

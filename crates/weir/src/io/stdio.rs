@@ -1,0 +1,256 @@
+//! The host process's stdin, stdout and stderr as guest streams.
+//!
+//! Writes to stdout/stderr never block the guest: they go into a bounded queue that a
+//! dedicated thread writes to the file descriptor. Reads from stdin are served by a thread
+//! that reads one chunk at a time, only when a guest asks. Call [`flush_stdio`] before the
+//! process exits so that queued output is not lost (`weir run` does).
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use super::error::{StreamError, StreamResult};
+use super::streams::{InputStream, OutputStream};
+use super::write_queue::{ChunkSink, QueuedOutputStream, WriteQueue};
+
+/// Bytes stdout/stderr buffer ahead of the file descriptor (the guest's `check-write` budget).
+pub const STDIO_QUEUE_BYTES: usize = 1 << 20;
+
+/// Chunk size of stdin reads.
+const STDIN_CHUNK_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Copy)]
+enum StdFd {
+    Stdout,
+    Stderr,
+}
+
+struct StdSink(StdFd);
+
+#[async_trait::async_trait]
+impl ChunkSink for StdSink {
+    async fn write_all(&mut self, chunk: Bytes) -> io::Result<()> {
+        // This runs on the queue's dedicated thread, so blocking here is the point.
+        match self.0 {
+            StdFd::Stdout => io::stdout().lock().write_all(&chunk),
+            StdFd::Stderr => io::stderr().lock().write_all(&chunk),
+        }
+    }
+    async fn flush(&mut self) -> io::Result<()> {
+        match self.0 {
+            StdFd::Stdout => io::stdout().lock().flush(),
+            StdFd::Stderr => io::stderr().lock().flush(),
+        }
+    }
+}
+
+fn spawn_std_queue(fd: StdFd, name: &str) -> Arc<WriteQueue> {
+    let queue = WriteQueue::new(STDIO_QUEUE_BYTES);
+    let worker = queue.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(worker.run_worker(StdSink(fd))),
+                Err(error) => tracing::error!(%error, "cannot start the stdio writer"),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot spawn the stdio writer thread");
+    }
+    queue
+}
+
+fn stdout_queue() -> &'static Arc<WriteQueue> {
+    static QUEUE: OnceLock<Arc<WriteQueue>> = OnceLock::new();
+    QUEUE.get_or_init(|| spawn_std_queue(StdFd::Stdout, "weir-stdout"))
+}
+
+fn stderr_queue() -> &'static Arc<WriteQueue> {
+    static QUEUE: OnceLock<Arc<WriteQueue>> = OnceLock::new();
+    QUEUE.get_or_init(|| spawn_std_queue(StdFd::Stderr, "weir-stderr"))
+}
+
+/// Waits until everything guests wrote to the host's stdout and stderr reached the file
+/// descriptors (or writing failed). Call before the process exits.
+pub fn flush_stdio() {
+    stdout_queue().wait_drained_blocking();
+    stderr_queue().wait_drained_blocking();
+}
+
+/// The host process's stdout as a guest stream. Every handle shares one queue.
+pub fn stdout() -> impl OutputStream {
+    QueuedOutputStream::new(stdout_queue().clone())
+}
+
+/// The host process's stderr as a guest stream. Every handle shares one queue.
+pub fn stderr() -> impl OutputStream {
+    QueuedOutputStream::new(stderr_queue().clone())
+}
+
+#[derive(Default)]
+struct StdinState {
+    buffer: BytesMut,
+    eof: bool,
+    error: Option<io::Error>,
+    error_reported: bool,
+    /// A reader asked for more data.
+    wanted: bool,
+}
+
+struct StdinShared {
+    state: Mutex<StdinState>,
+    want: Condvar,
+    arrived: Notify,
+}
+
+impl StdinShared {
+    fn lock(&self) -> MutexGuard<'_, StdinState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader_loop(&self) {
+        let mut chunk = vec![0u8; STDIN_CHUNK_BYTES];
+        loop {
+            {
+                let mut state = self.lock();
+                while !state.wanted {
+                    state = self.want.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+            let result = io::stdin().lock().read(&mut chunk);
+            let mut state = self.lock();
+            state.wanted = false;
+            let done = match result {
+                Ok(0) => {
+                    state.eof = true;
+                    true
+                }
+                Ok(n) => {
+                    state.buffer.extend_from_slice(&chunk[..n]);
+                    false
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => false,
+                Err(error) => {
+                    state.error = Some(error);
+                    true
+                }
+            };
+            drop(state);
+            self.arrived.notify_waiters();
+            if done {
+                return;
+            }
+        }
+    }
+}
+
+fn stdin_shared() -> &'static Arc<StdinShared> {
+    static SHARED: OnceLock<Arc<StdinShared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let shared = Arc::new(StdinShared {
+            state: Mutex::new(StdinState::default()),
+            want: Condvar::new(),
+            arrived: Notify::new(),
+        });
+        let reader = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("weir-stdin".into())
+            .spawn(move || reader.reader_loop());
+        if let Err(error) = spawned {
+            let mut state = shared.lock();
+            state.error = Some(error);
+        }
+        shared
+    })
+}
+
+/// The host process's stdin as a guest stream. Every handle shares one buffer.
+pub fn stdin() -> impl InputStream {
+    StdinStream
+}
+
+struct StdinStream;
+
+impl StdinStream {
+    /// Takes up to `max` bytes, or reports EOF/error, or asks the reader for more.
+    fn take(state: &mut StdinState, max: usize) -> StreamResult<Option<Bytes>> {
+        if !state.buffer.is_empty() {
+            let n = max.min(state.buffer.len());
+            return Ok(Some(state.buffer.split_to(n).freeze()));
+        }
+        if let Some(error) = state.error.take() {
+            state.error_reported = true;
+            return Err(StreamError::LastOperationFailed(wasmtime::Error::new(error)));
+        }
+        if state.eof || state.error_reported {
+            return Err(StreamError::Closed);
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl InputStream for StdinStream {
+    fn read(&mut self, max: usize) -> StreamResult<Bytes> {
+        let shared = stdin_shared();
+        let mut state = shared.lock();
+        if max == 0 {
+            // A zero-length read still reports a closed stream.
+            if state.buffer.is_empty() && (state.eof || state.error_reported) {
+                return Err(StreamError::Closed);
+            }
+            return Ok(Bytes::new());
+        }
+        match Self::take(&mut state, max)? {
+            Some(bytes) => Ok(bytes),
+            None => {
+                state.wanted = true;
+                drop(state);
+                shared.want.notify_one();
+                Ok(Bytes::new())
+            }
+        }
+    }
+
+    async fn ready(&mut self) {
+        let shared = stdin_shared();
+        loop {
+            let arrived = shared.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            {
+                let mut state = shared.lock();
+                if !state.buffer.is_empty()
+                    || state.eof
+                    || state.error.is_some()
+                    || state.error_reported
+                {
+                    return;
+                }
+                state.wanted = true;
+            }
+            shared.want.notify_one();
+            arrived.await;
+        }
+    }
+}
+
+/// Whether the host's stdin/stdout/stderr is a terminal.
+pub(crate) fn is_terminal(fd: u8) -> bool {
+    use std::io::IsTerminal;
+    match fd {
+        0 => io::stdin().is_terminal(),
+        1 => io::stdout().is_terminal(),
+        _ => io::stderr().is_terminal(),
+    }
+}
+
+// Silence "unused" for the helper used only by `OutputStream` impls above.
+const _: fn() = || {
+    fn assert_output<T: OutputStream>(_: T) {}
+    assert_output(stdout());
+};

@@ -1,0 +1,255 @@
+//! A bounded queue between a guest-facing [`OutputStream`] and a background writer.
+//!
+//! Guests write into the queue without blocking; a worker (a thread for stdout/stderr, a
+//! tokio task for [`AsyncWriteStream`](super::AsyncWriteStream)) drains it. The queue's
+//! capacity is the stream's backpressure: `check-write` grants the free space.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::error::{StreamError, StreamResult};
+use super::streams::OutputStream;
+
+/// How the worker's destination failed.
+enum Failure {
+    /// The destination is gone (broken pipe): report `closed`.
+    Closed,
+    /// Report this error once as `last-operation-failed`, then `closed`.
+    Error(io::Error),
+    /// The error was reported; report `closed` from now on.
+    Reported,
+}
+
+#[derive(Default)]
+struct QueueState {
+    chunks: VecDeque<Bytes>,
+    /// Bytes accepted and not yet written by the worker (including the batch in flight).
+    pending_bytes: usize,
+    enqueued_total: u64,
+    written_total: u64,
+    /// The worker flushes the destination once `written_total` reaches this.
+    flush_requested: u64,
+    flushed_total: u64,
+    failure: Option<Failure>,
+    /// Set when the last stream handle is gone: the worker exits after draining.
+    handles_gone: bool,
+}
+
+/// Shared state between stream handles and the worker.
+pub(crate) struct WriteQueue {
+    state: Mutex<QueueState>,
+    capacity: usize,
+    /// Wakes the worker.
+    work: Notify,
+    /// Wakes guests waiting for space or a completed flush.
+    progress: Notify,
+}
+
+impl WriteQueue {
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(WriteQueue {
+            state: Mutex::new(QueueState::default()),
+            capacity: capacity.max(1),
+            work: Notify::new(),
+            progress: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A poisoned lock only means a panic elsewhere; the state itself stays consistent
+        // (every update is a few plain assignments).
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until everything enqueued so far has been written and flushed, or the
+    /// destination failed. Used before process exit so that no output is lost.
+    pub(crate) fn wait_drained_blocking(&self) {
+        loop {
+            {
+                let state = self.lock();
+                if state.failure.is_some() || state.flushed_total >= state.enqueued_total {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Requests a flush of everything enqueued so far and returns its target.
+    fn request_flush(&self) -> u64 {
+        let mut state = self.lock();
+        let target = state.enqueued_total;
+        if target > state.flush_requested {
+            state.flush_requested = target;
+            drop(state);
+            self.work.notify_one();
+        }
+        target
+    }
+
+    /// The worker loop: drains the queue into `sink` until every handle is gone and the
+    /// queue is empty, or the destination fails.
+    pub(crate) async fn run_worker<S: ChunkSink>(self: Arc<Self>, mut sink: S) {
+        loop {
+            let notified = self.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next = {
+                let mut state = self.lock();
+                let batch: Vec<Bytes> = state.chunks.drain(..).collect();
+                let flush_to = (state.flush_requested > state.flushed_total)
+                    .then_some(state.flush_requested);
+                if !batch.is_empty() || flush_to.is_some() {
+                    Some((batch, flush_to))
+                } else if state.handles_gone {
+                    return;
+                } else {
+                    None
+                }
+            };
+            let Some((batch, flush_to)) = next else {
+                notified.await;
+                continue;
+            };
+            for chunk in batch {
+                let len = chunk.len();
+                if let Err(error) = sink.write_all(chunk).await {
+                    self.fail(error);
+                    return;
+                }
+                let mut state = self.lock();
+                state.pending_bytes -= len;
+                state.written_total += len as u64;
+                drop(state);
+                self.progress.notify_waiters();
+            }
+            if let Some(target) = flush_to {
+                // Flush only once everything up to the target was written.
+                let written = self.lock().written_total;
+                if written >= target {
+                    if let Err(error) = sink.flush().await {
+                        self.fail(error);
+                        return;
+                    }
+                    let mut state = self.lock();
+                    state.flushed_total = state.flushed_total.max(written);
+                    drop(state);
+                    self.progress.notify_waiters();
+                }
+            }
+        }
+    }
+
+    fn fail(&self, error: io::Error) {
+        let mut state = self.lock();
+        state.failure = Some(if error.kind() == io::ErrorKind::BrokenPipe {
+            Failure::Closed
+        } else {
+            Failure::Error(error)
+        });
+        state.chunks.clear();
+        state.pending_bytes = 0;
+        drop(state);
+        self.progress.notify_waiters();
+    }
+}
+
+/// Where a worker writes.
+#[async_trait::async_trait]
+pub(crate) trait ChunkSink: Send + 'static {
+    async fn write_all(&mut self, chunk: Bytes) -> io::Result<()>;
+    async fn flush(&mut self) -> io::Result<()>;
+}
+
+/// A guest-facing handle on a [`WriteQueue`].
+pub(crate) struct QueuedOutputStream {
+    queue: Arc<WriteQueue>,
+    /// This handle's pending flush: `check_write` returns 0 until the worker flushed this far.
+    flush_target: u64,
+}
+
+impl QueuedOutputStream {
+    pub(crate) fn new(queue: Arc<WriteQueue>) -> Self {
+        QueuedOutputStream {
+            queue,
+            flush_target: 0,
+        }
+    }
+
+    fn check_failure(state: &mut QueueState) -> StreamResult<()> {
+        match state.failure.take() {
+            None => Ok(()),
+            Some(Failure::Error(error)) => {
+                state.failure = Some(Failure::Reported);
+                Err(StreamError::LastOperationFailed(wasmtime::Error::new(
+                    error,
+                )))
+            }
+            Some(kept) => {
+                state.failure = Some(kept);
+                Err(StreamError::Closed)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl OutputStream for QueuedOutputStream {
+    fn check_write(&mut self) -> StreamResult<usize> {
+        let mut state = self.queue.lock();
+        Self::check_failure(&mut state)?;
+        if state.flushed_total < self.flush_target {
+            return Ok(0);
+        }
+        Ok(self.queue.capacity.saturating_sub(state.pending_bytes))
+    }
+
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let mut state = self.queue.lock();
+        Self::check_failure(&mut state)?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        state.pending_bytes += bytes.len();
+        state.enqueued_total += bytes.len() as u64;
+        state.chunks.push_back(bytes);
+        drop(state);
+        self.queue.work.notify_one();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Self::check_failure(&mut self.queue.lock())?;
+        self.flush_target = self.queue.request_flush();
+        Ok(())
+    }
+
+    async fn write_ready(&mut self) -> StreamResult<usize> {
+        let queue = self.queue.clone();
+        loop {
+            let progress = queue.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            let permit = self.check_write()?;
+            if permit > 0 {
+                return Ok(permit);
+            }
+            progress.await;
+        }
+    }
+}
+
+impl Drop for QueuedOutputStream {
+    fn drop(&mut self) {
+        // Only the last handle (plus the worker's own reference) ends the worker. Global
+        // queues (stdout) keep a reference in a static, so they never end.
+        if Arc::strong_count(&self.queue) <= 2 {
+            self.queue.lock().handles_gone = true;
+            self.queue.work.notify_one();
+        }
+    }
+}
