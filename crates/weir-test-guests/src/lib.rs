@@ -1,1 +1,97 @@
+//! Weir's test guests as component bytes.
+//!
+//! Two routes (see `shared/guest-toolchain.md`):
+//! - [`rust_guest`]: a Rust program from `guests/rust/src/bin/`, built for `wasm32-wasip1` by
+//!   `scripts/build-guests.sh`, turned into a component with the preview1 adapter.
+//! - [`wat_guest`]: a hand-written core module plus a WIT world naming its imports, for exact
+//!   contract tests (one byte over a permit, polling nothing, ...).
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::{Context, Result};
+use wit_component::{ComponentEncoder, StringEncoding};
+use wit_parser::Resolve;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where `scripts/build-guests.sh` leaves the core modules.
+pub fn rust_guest_dir() -> PathBuf {
+    workspace_root().join("guests/rust/target/wasm32-wasip1/release")
+}
+
+fn cache() -> &'static Mutex<HashMap<String, Arc<Vec<u8>>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn cached(key: String, build: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<Vec<u8>>> {
+    if let Some(bytes) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(bytes.clone());
+    }
+    let bytes = Arc::new(build()?);
+    cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, bytes.clone());
+    Ok(bytes)
+}
+
+/// Turns a `wasm32-wasip1` core module into a command component with the preview1 adapter.
+pub fn componentize_wasip1(core: &[u8]) -> Result<Vec<u8>> {
+    ComponentEncoder::default()
+        .validate(true)
+        .module(core)?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )?
+        .encode()
+}
+
+/// The component for the Rust guest `name` (a binary in `guests/rust/src/bin/`).
+pub fn rust_guest(name: &str) -> Result<Arc<Vec<u8>>> {
+    cached(format!("rust:{name}"), || {
+        let path = rust_guest_dir().join(format!("{name}.wasm"));
+        let core = std::fs::read(&path).with_context(|| {
+            format!(
+                "guest `{name}` is not built ({}): run scripts/build-guests.sh",
+                path.display()
+            )
+        })?;
+        componentize_wasip1(&core).with_context(|| format!("componentizing guest `{name}`"))
+    })
+}
+
+/// Builds a component from a WAT core module and a WIT package holding a world named
+/// `guest` that lists its imports. `extra_packages` are pushed first (for example older
+/// WASI package versions); otherwise the vendored WASI 0.2.12 WIT is available.
+pub fn wat_guest_with(extra_packages: &[&str], world: &str, wat: &str) -> Result<Vec<u8>> {
+    let mut resolve = Resolve::default();
+    if extra_packages.is_empty() {
+        resolve
+            .push_path(workspace_root().join("wit"))
+            .context("parsing the vendored WIT")?;
+    }
+    for (i, package) in extra_packages.iter().enumerate() {
+        resolve.push_str(format!("extra{i}.wit"), package)?;
+    }
+    let package = resolve.push_str("guest.wit", world)?;
+    let world = resolve.select_world(&[package], Some("guest"))?;
+    let mut core = wat::parse_str(wat).context("parsing the guest's WAT")?;
+    wit_component::embed_component_metadata(&mut core, &resolve, world, StringEncoding::UTF8)?;
+    ComponentEncoder::default().validate(true).module(&core)?.encode()
+}
+
+/// [`wat_guest_with`] over the vendored WASI 0.2.12 WIT.
+pub fn wat_guest(world: &str, wat: &str) -> Result<Vec<u8>> {
+    wat_guest_with(&[], world, wat)
+}

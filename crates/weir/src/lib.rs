@@ -18,7 +18,6 @@
 //!
 //! # async fn run() -> wasmtime::Result<()> {
 //! let mut config = Config::new();
-//! config.async_support(true);
 //! let engine = Engine::new(&config)?;
 //! let mut linker = Linker::<State>::new(&engine);
 //! weir::add_to_linker_async(&mut linker)?;

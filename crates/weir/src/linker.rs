@@ -40,9 +40,9 @@ fn add_nonblocking<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::R
     Ok(())
 }
 
-/// Adds every interface Weir implements, for an engine with
-/// [`Config::async_support(true)`](wasmtime::Config::async_support). Waiting functions
-/// (`poll`, `blocking-*`) yield to the executor instead of blocking the thread.
+/// Adds every interface Weir implements, for components run with Wasmtime's async API
+/// (`instantiate_async`, `call_async`). Waiting functions (`poll`, `blocking-*`) yield to
+/// the executor instead of blocking the thread.
 ///
 /// Components importing any WASI 0.2.x version (0.2.0 to 0.2.12) link against these.
 pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -53,8 +53,8 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
     Ok(())
 }
 
-/// Adds every interface Weir implements, for an engine without async support. Waiting
-/// functions block the calling thread.
+/// Adds every interface Weir implements, for components run with Wasmtime's synchronous API
+/// (`instantiate`, `call`). Waiting functions block the calling thread.
 pub fn add_to_linker_sync<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     add_nonblocking(linker)?;
     let get = view::<T>;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the Rust test/example guests for wasm32-wasip1 with Debian's rustc-web (which ships
+# the std source for -Zbuild-std), installing that toolchain if it is missing.
+# Output: guests/rust/target/wasm32-wasip1/release/*.wasm (core modules; the weir-test-guests
+# crate turns them into components with the preview1 adapter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! dpkg -s rustc-web cargo-web rust-web-src rust-web-llvm lld-22 wasi-libc >/dev/null 2>&1; then
+    echo "build-guests: installing Debian's rustc-web toolchain and wasi-libc" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        rustc-web cargo-web rust-web-src rust-web-llvm lld-22 wasi-libc >/dev/null
+fi
+
+cd guests/rust
+# Keep the host toolchain's settings out of the guest build.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_TARGET_DIR RUSTC_WRAPPER CARGO_BUILD_TARGET
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi -C link-arg=/usr/lib/wasm32-wasi/crt1-command.o"
+/usr/bin/cargo build --quiet --release --target wasm32-wasip1 -Zbuild-std=std,panic_abort "$@"
