@@ -1,0 +1,106 @@
+//! Shared harness: run a component through the real Weir library, async or sync.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use weir::command::Outcome;
+use weir::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use weir_test_guests::{rust_guest, wat_guest, wat_guest_with};
+
+/// How the guest is driven.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// `add_to_linker_async` + `call_async` on a multi-threaded tokio runtime.
+    Async,
+    /// `add_to_linker_sync` + `call` on a plain thread (no runtime).
+    Sync,
+}
+
+pub const MODES: [Mode; 2] = [Mode::Async, Mode::Sync];
+
+pub struct Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Host {
+    fn wasi(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(Engine::default)
+}
+
+/// Runs `component` with the WASI context `wasi`.
+pub fn run(mode: Mode, component: &[u8], wasi: WasiCtx) -> wasmtime::Result<Outcome> {
+    let engine = engine();
+    let component = Component::new(engine, component)?;
+    let host = Host {
+        wasi,
+        table: ResourceTable::new(),
+    };
+    let mut store = Store::new(engine, host);
+    match mode {
+        Mode::Async => {
+            let mut linker = Linker::new(engine);
+            weir::add_to_linker_async(&mut linker)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(weir::command::run_async(&mut store, &linker, &component))
+        }
+        Mode::Sync => {
+            let mut linker = Linker::new(engine);
+            weir::add_to_linker_sync(&mut linker)?;
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| weir::command::run_sync(&mut store, &linker, &component))
+                    .join()
+                    .expect("guest thread panicked")
+            })
+        }
+    }
+}
+
+/// Runs a Rust guest with `args` (argv[0] is the guest name) and a customised context.
+pub fn run_rust(
+    mode: Mode,
+    guest: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut WasiCtxBuilder),
+) -> wasmtime::Result<Outcome> {
+    let component = rust_guest(guest).map_err(|e| wasmtime::format_err!("{e:#}"))?;
+    let mut builder = WasiCtxBuilder::new();
+    builder.arg(guest).args(args.iter().copied());
+    configure(&mut builder);
+    run(mode, &component, builder.build())
+}
+
+/// The whole error chain as one string, for asserting on trap messages.
+pub fn chain(error: &wasmtime::Error) -> String {
+    error
+        .chain()
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Asserts that `result` is a trap whose chain mentions `needle`.
+pub fn assert_trap(result: wasmtime::Result<Outcome>, needle: &str) {
+    match result {
+        Ok(outcome) => panic!("expected a trap mentioning `{needle}`, guest ended with {outcome:?}"),
+        Err(error) => {
+            let text = chain(&error);
+            assert!(text.contains(needle), "trap `{text}` does not mention `{needle}`");
+        }
+    }
+}
