@@ -1,0 +1,263 @@
+//! Rust guests (built with the preview1 adapter or calling `wasi:*` through `wasip2`) run
+//! through the real Weir library, async and sync.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{run_rust, Mode, MODES};
+use weir::command::Outcome;
+use weir::io::{AsyncWriteStream, MemoryInputPipe, MemoryOutputPipe};
+use weir::{DirPerms, FilePerms};
+
+/// Drains `pipe` on a thread while the guest runs, like an embedder would.
+struct Drainer {
+    done: Arc<AtomicBool>,
+    collected: Arc<Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drainer {
+    fn start(pipe: MemoryOutputPipe) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let collected = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (done, collected) = (done.clone(), collected.clone());
+            std::thread::spawn(move || loop {
+                let finished = done.load(Ordering::SeqCst);
+                let chunk = pipe.take_contents();
+                if chunk.is_empty() {
+                    if finished {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                } else {
+                    collected.lock().unwrap().extend_from_slice(&chunk);
+                }
+            })
+        };
+        Drainer { done, collected, thread }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.done.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        Arc::try_unwrap(self.collected).unwrap().into_inner().unwrap()
+    }
+}
+
+#[test]
+fn stdout_check_write_loop_of_64_mib_arrives_intact_in_an_embedder_pipe() {
+    const TOTAL: usize = 64 << 20;
+    for mode in MODES {
+        // A pipe much smaller than the output: the guest must wait for the embedder.
+        let pipe = MemoryOutputPipe::new(256 << 10);
+        let drainer = Drainer::start(pipe.clone());
+        let outcome = run_rust(mode, "stdout_flood", &[&TOTAL.to_string(), "65536"], |b| {
+            b.stdout(pipe.clone());
+        });
+        let output = drainer.finish();
+        assert_eq!(outcome.unwrap(), Outcome::Success, "{mode:?}");
+        assert_eq!(output.len(), TOTAL, "{mode:?}");
+        let first_bad = output.iter().enumerate().position(|(i, &b)| b != (i % 251) as u8);
+        assert_eq!(first_bad, None, "{mode:?}: corrupted output");
+    }
+}
+
+fn probe(mode: Mode, name: &str, configure: impl FnOnce(&mut weir::WasiCtxBuilder)) -> (Outcome, String) {
+    let stderr = MemoryOutputPipe::new(1 << 16);
+    let outcome = run_rust(mode, "streams_probe", &[name], |b| {
+        b.stderr(stderr.clone());
+        configure(b);
+    })
+    .unwrap_or_else(|e| panic!("{mode:?} {name}: {}", common::chain(&e)));
+    (outcome, String::from_utf8_lossy(&stderr.contents()).into_owned())
+}
+
+#[test]
+fn a_closed_pipe_reports_closed() {
+    for mode in MODES {
+        let pipe = MemoryOutputPipe::new(1024);
+        pipe.close();
+        let (outcome, stderr) = probe(mode, "closed-stdout", |b| {
+            b.stdout(pipe.clone());
+        });
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_broken_pipe_reports_closed_not_an_error() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for mode in MODES {
+        let _guard = runtime.enter();
+        let (writer, reader) = tokio::io::duplex(64);
+        drop(reader);
+        let stream = AsyncWriteStream::new(1 << 16, writer);
+        let stream = Arc::new(Mutex::new(Some(stream)));
+        let (outcome, stderr) = probe(mode, "epipe", |b| {
+            b.stdout(OneShot(stream.clone()));
+        });
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+    }
+}
+
+/// An [`weir::OutputSource`] handing out one pre-built stream (then a closed one).
+struct OneShot(Arc<Mutex<Option<AsyncWriteStream>>>);
+
+impl weir::OutputSource for OneShot {
+    fn stream(&self) -> Box<dyn weir::io::OutputStream> {
+        match self.0.lock().unwrap().take() {
+            Some(stream) => Box::new(stream),
+            None => Box::new(weir::io::ClosedOutputStream),
+        }
+    }
+}
+
+#[test]
+fn check_write_is_zero_until_a_flush_completes() {
+    // The stream's destination accepts 16 bytes until someone reads: the flush of 100 bytes
+    // stays pending until the reader starts 300 ms later.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for mode in MODES {
+        let _guard = runtime.enter();
+        let (writer, mut reader) = tokio::io::duplex(16);
+        let stream = Arc::new(Mutex::new(Some(AsyncWriteStream::new(1 << 16, writer))));
+        let read_task = runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut all).await.unwrap();
+            all
+        });
+        let (outcome, stderr) = probe(mode, "flush-pending", |b| {
+            b.stdout(OneShot(stream.clone()));
+        });
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+        drop(stream);
+        let received = runtime.block_on(read_task).unwrap();
+        assert_eq!(received, vec![b'f'; 100], "{mode:?}");
+    }
+}
+
+fn copy_probe(name: &str) {
+    let input: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    for mode in MODES {
+        let out = MemoryOutputPipe::new(1 << 20);
+        let (outcome, stderr) = probe(mode, name, |b| {
+            b.stdin(MemoryInputPipe::new(input.clone())).stdout(out.clone());
+        });
+        assert_eq!(outcome, Outcome::Success, "{mode:?} {name}: {stderr}");
+        assert!(out.contents() == input, "{mode:?} {name}: output differs from input");
+    }
+}
+
+#[test]
+fn splice_copies_stdin_to_stdout() {
+    copy_probe("splice");
+}
+
+#[test]
+fn blocking_splice_copies_stdin_to_stdout() {
+    copy_probe("blocking-splice");
+}
+
+#[test]
+fn blocking_read_and_write_copy_stdin_to_stdout() {
+    copy_probe("cat");
+}
+
+#[test]
+fn timers_and_poll_follow_the_wit() {
+    for mode in MODES {
+        let (outcome, stderr) = probe(mode, "poll", |_| {});
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+    }
+}
+
+fn args_env(mode: Mode, exit: &str) -> (Outcome, String) {
+    let out = MemoryOutputPipe::new(1 << 16);
+    let outcome = run_rust(mode, "args_env", &["one", "two words"], |b| {
+        b.env("EXIT", exit).env("GREETING", "hi=there").stdout(out.clone());
+    })
+    .unwrap();
+    (outcome, String::from_utf8(out.contents().to_vec()).unwrap())
+}
+
+#[test]
+fn arguments_environment_and_argv0_reach_the_guest() {
+    for mode in MODES {
+        let (outcome, out) = args_env(mode, "");
+        assert_eq!(outcome, Outcome::Success);
+        assert!(out.contains("args=args_env|one|two words\n"), "{mode:?}: {out}");
+        assert!(out.contains("env GREETING=hi=there\n"), "{mode:?}: {out}");
+    }
+}
+
+#[test]
+fn exit_codes_reach_the_embedder() {
+    for mode in MODES {
+        assert_eq!(args_env(mode, "code:42").0, Outcome::Exit(42), "{mode:?} exit-with-code");
+        assert_eq!(args_env(mode, "code:0").0, Outcome::Exit(0), "{mode:?} exit-with-code 0");
+        assert_eq!(args_env(mode, "err").0, Outcome::Exit(1), "{mode:?} exit(err)");
+        // The preview1 adapter (48.x) turns `proc_exit(3)` into `exit(err)`: status 1.
+        assert_eq!(args_env(mode, "std:3").0, Outcome::Exit(1), "{mode:?} std exit");
+    }
+}
+
+fn fs_run(mode: Mode, scenario: &str, dir: &std::path::Path, read_only: bool) -> (Outcome, String) {
+    let stderr = MemoryOutputPipe::new(1 << 16);
+    let (dir_perms, file_perms) = if read_only {
+        (DirPerms::READ, FilePerms::READ)
+    } else {
+        (DirPerms::all(), FilePerms::all())
+    };
+    let outcome = run_rust(mode, "fs_ops", &[scenario], |b| {
+        b.stderr(stderr.clone())
+            .preopened_dir(dir, "/data", dir_perms, file_perms)
+            .unwrap();
+    })
+    .unwrap();
+    (outcome, String::from_utf8_lossy(&stderr.contents()).into_owned())
+}
+
+#[test]
+fn filesystem_read_write_append_readdir_rename_stat_symlink() {
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let (outcome, stderr) = fs_run(mode, "read-write", dir.path(), false);
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+        assert_eq!(std::fs::read_link(dir.path().join("link")).unwrap().to_str(), Some("target.txt"));
+    }
+}
+
+#[test]
+fn filesystem_cannot_escape_the_preopen() {
+    for mode in MODES {
+        let root = tempfile::tempdir().unwrap();
+        let pre = root.path().join("pre");
+        let outside = root.path().join("out");
+        std::fs::create_dir_all(&pre).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+        std::fs::write(root.path().join("secret.txt"), "secret").unwrap();
+        std::fs::write(pre.join("inside.txt"), "inside").unwrap();
+        std::os::unix::fs::symlink(&outside, pre.join("outside")).unwrap();
+        let (outcome, stderr) = fs_run(mode, "escape", &pre, false);
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+        assert!(!pre.join("abs-link").exists());
+    }
+}
+
+#[test]
+fn filesystem_read_only_preopen_refuses_changes() {
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inside.txt"), "inside").unwrap();
+        let (outcome, stderr) = fs_run(mode, "read-only", dir.path(), true);
+        assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
+        assert!(!dir.path().join("new.txt").exists());
+        assert_eq!(std::fs::read(dir.path().join("inside.txt")).unwrap(), b"inside");
+    }
+}
