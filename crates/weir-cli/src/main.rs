@@ -17,7 +17,11 @@ use options::{DirSpec, WasiOptions, WasmOptions};
 const TRAP_EXIT_STATUS: u8 = 134;
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "A WASI 0.2 host for Wasmtime components")]
+#[command(
+    name = "weir",
+    version,
+    about = "A WASI 0.2 host for Wasmtime components"
+)]
 enum Cli {
     /// Run a WASI command component (`wasi:cli/command`).
     Run(RunArgs),
@@ -58,7 +62,11 @@ struct RunArgs {
     component: PathBuf,
 
     /// Arguments passed to the guest.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     args: Vec<String>,
 }
 

@@ -1,6 +1,6 @@
 //! Parsing of `wasmtime run`-style `-S`, `-W` and `--dir` options.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
 
 /// `HOST_DIR[::GUEST_DIR]`.
@@ -25,7 +25,10 @@ impl DirSpec {
 }
 
 /// Splits `a,b=1,c` into `(key, value)` pairs.
-fn pairs<'a>(flag: &'a str, lists: &'a [String]) -> impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)> {
+fn pairs<'a>(
+    flag: &'a str,
+    lists: &'a [String],
+) -> impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)> {
     lists
         .iter()
         .flat_map(|list| list.split(','))
@@ -96,14 +99,11 @@ impl WasiOptions {
                 "inherit-stdin" => options.inherit_stdin = boolean(flag, key, value)?,
                 "inherit-stdout" => options.inherit_stdout = boolean(flag, key, value)?,
                 "inherit-stderr" => options.inherit_stderr = boolean(flag, key, value)?,
-                "max-resources" => {
-                    options.max_resources = Some(number(flag, key, value)? as usize)
-                }
-                "hostcall-fuel" => {
-                    options.hostcall_fuel = Some(number(flag, key, value)? as usize)
-                }
+                "max-resources" => options.max_resources = Some(number(flag, key, value)? as usize),
+                "hostcall-fuel" => options.hostcall_fuel = Some(number(flag, key, value)? as usize),
                 "cwd" => {
-                    let dir = value.with_context(|| format!("{flag} cwd needs a value: cwd=DIR"))?;
+                    let dir =
+                        value.with_context(|| format!("{flag} cwd needs a value: cwd=DIR"))?;
                     options.cwd = Some(dir.to_string());
                 }
                 "inherit-network" => options.network.inherit_network = boolean(flag, key, value)?,
@@ -149,15 +149,21 @@ impl WasmOptions {
         let mut options = WasmOptions::default();
         for (flag, key, value) in pairs("-W", lists) {
             match key {
-                "max-memory-size" => options.max_memory_size = Some(number(flag, key, value)? as usize),
+                "max-memory-size" => {
+                    options.max_memory_size = Some(number(flag, key, value)? as usize)
+                }
                 "max-table-elements" => {
                     options.max_table_elements = Some(number(flag, key, value)? as usize)
                 }
                 "max-instances" => options.max_instances = Some(number(flag, key, value)? as usize),
-                "max-wasm-stack" => options.max_wasm_stack = Some(number(flag, key, value)? as usize),
+                "max-wasm-stack" => {
+                    options.max_wasm_stack = Some(number(flag, key, value)? as usize)
+                }
                 "fuel" => options.fuel = Some(number(flag, key, value)?),
                 "hostcall-fuel" => options.hostcall_fuel = Some(number(flag, key, value)? as usize),
-                other => bail!("{flag} {other}: unsupported WebAssembly option (supported: {WASM_KEYS})"),
+                other => {
+                    bail!("{flag} {other}: unsupported WebAssembly option (supported: {WASM_KEYS})")
+                }
             }
         }
         Ok(options)
@@ -204,25 +210,39 @@ mod tests {
 
     #[test]
     fn wasi_options_parse_comma_lists_and_booleans() {
-        let o = WasiOptions::parse(&list(&["inherit-env,max-resources=10", "inherit-stdin=n"])).unwrap();
+        let o = WasiOptions::parse(&list(&["inherit-env,max-resources=10", "inherit-stdin=n"]))
+            .unwrap();
         assert!(o.inherit_env);
         assert!(!o.inherit_stdin);
         assert!(o.inherit_stdout);
         assert_eq!(o.max_resources, Some(10));
-        let o = WasiOptions::parse(&list(&["inherit-network,udp,tcp=n,allow-ip-name-lookup"])).unwrap();
+        let o =
+            WasiOptions::parse(&list(&["inherit-network,udp,tcp=n,allow-ip-name-lookup"])).unwrap();
         assert!(o.network.inherit_network && o.network.udp && !o.network.tcp);
         assert!(o.network.allow_ip_name_lookup);
     }
 
     #[test]
     fn unknown_options_are_clear_errors() {
-        let e = WasiOptions::parse(&list(&["frobnicate"])).err().unwrap().to_string();
+        let e = WasiOptions::parse(&list(&["frobnicate"]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("-S frobnicate") && e.contains("unknown"), "{e}");
-        let e = WasmOptions::parse(&list(&["simd=n"])).err().unwrap().to_string();
+        let e = WasmOptions::parse(&list(&["simd=n"]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("-W simd") && e.contains("unsupported"), "{e}");
-        let e = WasiOptions::parse(&list(&["max-resources=lots"])).err().unwrap().to_string();
+        let e = WasiOptions::parse(&list(&["max-resources=lots"]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("max-resources=lots"), "{e}");
-        let e = WasiOptions::parse(&list(&["inherit-env=maybe"])).err().unwrap().to_string();
+        let e = WasiOptions::parse(&list(&["inherit-env=maybe"]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("inherit-env=maybe"), "{e}");
     }
 

@@ -88,7 +88,10 @@ pub fn wat_guest_with(extra_packages: &[&str], world: &str, wat: &str) -> Result
     let world = resolve.select_world(&[package], Some("guest"))?;
     let mut core = wat::parse_str(wat).context("parsing the guest's WAT")?;
     wit_component::embed_component_metadata(&mut core, &resolve, world, StringEncoding::UTF8)?;
-    ComponentEncoder::default().validate(true).module(&core)?.encode()
+    ComponentEncoder::default()
+        .validate(true)
+        .module(&core)?
+        .encode()
 }
 
 /// [`wat_guest_with`] over the vendored WASI 0.2.12 WIT.

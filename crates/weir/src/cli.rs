@@ -4,12 +4,12 @@ use std::fmt;
 
 use wasmtime::component::Resource;
 
+use crate::WasiCtxView;
 use crate::bindings::wasi::cli;
 use crate::io::{
     ClosedInputStream, ClosedOutputStream, InputStream, InputStreamResource, MemoryInputPipe,
     MemoryOutputPipe, OutputStream, OutputStreamResource, SinkOutputStream,
 };
-use crate::WasiCtxView;
 
 /// The guest's exit status, carried as the error that ends `wasi:cli/run.run` when the guest
 /// calls `wasi:cli/exit.exit` or `exit-with-code`.
@@ -176,7 +176,10 @@ impl cli::terminal_output::HostTerminalOutput for WasiCtxView<'_> {
 }
 
 impl WasiCtxView<'_> {
-    fn terminal_output(&mut self, is_terminal: bool) -> wasmtime::Result<Option<Resource<TerminalOutput>>> {
+    fn terminal_output(
+        &mut self,
+        is_terminal: bool,
+    ) -> wasmtime::Result<Option<Resource<TerminalOutput>>> {
         if is_terminal {
             Ok(Some(self.table.push(TerminalOutput)?))
         } else {

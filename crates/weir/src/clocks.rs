@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::Resource;
 
-use crate::bindings::wasi::clocks::{monotonic_clock, wall_clock};
-use crate::io::{subscribe_owned, Pollable, PollableResource};
 use crate::WasiCtxView;
+use crate::bindings::wasi::clocks::{monotonic_clock, wall_clock};
+use crate::io::{Pollable, PollableResource, subscribe_owned};
 
 /// Nanoseconds of the OS monotonic clock (`CLOCK_MONOTONIC`).
 fn monotonic_now() -> u64 {

@@ -42,10 +42,16 @@ fn run_export_index(component: &Component) -> wasmtime::Result<ComponentExportIn
         })?;
     component
         .get_export_index(Some(&interface), "run")
-        .ok_or_else(|| wasmtime::format_err!("the component's `wasi:cli/run` has no `run` function"))
+        .ok_or_else(|| {
+            wasmtime::format_err!("the component's `wasi:cli/run` has no `run` function")
+        })
 }
 
-fn run_func<T>(store: impl AsContextMut<Data = T>, instance: &Instance, index: &ComponentExportIndex) -> wasmtime::Result<RunFunc> {
+fn run_func<T>(
+    store: impl AsContextMut<Data = T>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+) -> wasmtime::Result<RunFunc> {
     instance.get_typed_func::<(), (Result<(), ()>,)>(store, index)
 }
 

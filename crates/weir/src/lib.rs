@@ -43,4 +43,4 @@ mod sync;
 pub use cli::{I32Exit, InputSource, OutputSource};
 pub use ctx::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub use filesystem::{DirPerms, FilePerms};
-pub use linker::{add_to_linker_async, add_to_linker_sync, HasWasi};
+pub use linker::{HasWasi, add_to_linker_async, add_to_linker_sync};

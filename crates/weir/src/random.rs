@@ -1,7 +1,7 @@
 //! `wasi:random`: secure random, insecure random and the insecure seed.
 
-use crate::bindings::wasi::random::{insecure, insecure_seed, random};
 use crate::WasiCtxView;
+use crate::bindings::wasi::random::{insecure, insecure_seed, random};
 
 /// The most bytes one `get-random-bytes`/`get-insecure-random-bytes` call returns. More traps:
 /// the host would otherwise allocate whatever a guest asks for (up to 2^64 bytes).
@@ -18,7 +18,11 @@ fn fill(rng: &mut (dyn rand::RngCore + Send), len: u64, what: &str) -> wasmtime:
 
 impl random::Host for WasiCtxView<'_> {
     fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
-        fill(&mut *self.ctx.secure_random, len, "wasi:random/random.get-random-bytes")
+        fill(
+            &mut *self.ctx.secure_random,
+            len,
+            "wasi:random/random.get-random-bytes",
+        )
     }
     fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
         Ok(self.ctx.secure_random.next_u64())

@@ -6,11 +6,11 @@ use std::sync::OnceLock;
 
 use wasmtime::component::Resource;
 
+use crate::WasiCtxView;
 use crate::bindings::sync_io::wasi::io::{poll, streams};
 use crate::io::host::IoOps;
-use crate::io::{PollableResource, StreamError, StreamResult};
 use crate::io::{InputStreamResource, OutputStreamResource};
-use crate::WasiCtxView;
+use crate::io::{PollableResource, StreamError, StreamResult};
 
 fn fallback_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -67,13 +67,20 @@ impl poll::HostPollable for WasiCtxView<'_> {
 }
 
 impl streams::Host for WasiCtxView<'_> {
-    fn convert_stream_error(&mut self, error: StreamError) -> wasmtime::Result<streams::StreamError> {
-        Ok(match crate::io::host::to_guest_stream_error(self.table, error)? {
-            crate::bindings::wasi::io::streams::StreamError::Closed => streams::StreamError::Closed,
-            crate::bindings::wasi::io::streams::StreamError::LastOperationFailed(error) => {
-                streams::StreamError::LastOperationFailed(error)
-            }
-        })
+    fn convert_stream_error(
+        &mut self,
+        error: StreamError,
+    ) -> wasmtime::Result<streams::StreamError> {
+        Ok(
+            match crate::io::host::to_guest_stream_error(self.table, error)? {
+                crate::bindings::wasi::io::streams::StreamError::Closed => {
+                    streams::StreamError::Closed
+                }
+                crate::bindings::wasi::io::streams::StreamError::LastOperationFailed(error) => {
+                    streams::StreamError::LastOperationFailed(error)
+                }
+            },
+        )
     }
 }
 

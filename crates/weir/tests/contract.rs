@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{assert_trap, run, wat_guest, wat_guest_with, MODES};
+use common::{MODES, assert_trap, run, wat_guest, wat_guest_with};
+use weir::WasiCtxBuilder;
 use weir::command::Outcome;
 use weir::io::MemoryOutputPipe;
-use weir::WasiCtxBuilder;
 
 const WORLD: &str = r#"
 package weir:contract-test;
@@ -77,7 +77,11 @@ fn write_within_the_permit_succeeds() {
     );
     for mode in MODES {
         let (pipe, ctx) = pipe_ctx(100);
-        assert_eq!(run(mode, &component, ctx).unwrap(), Outcome::Success, "{mode:?}");
+        assert_eq!(
+            run(mode, &component, ctx).unwrap(),
+            Outcome::Success,
+            "{mode:?}"
+        );
         assert_eq!(pipe.contents().len(), 100, "{mode:?}");
     }
 }
@@ -90,8 +94,14 @@ fn write_one_byte_over_the_permit_traps_on_a_pipe() {
     );
     for mode in MODES {
         let (pipe, ctx) = pipe_ctx(100);
-        assert_trap(run(mode, &component, ctx), "101 bytes exceed the 100 bytes permitted");
-        assert!(pipe.contents().is_empty(), "{mode:?}: nothing may be written");
+        assert_trap(
+            run(mode, &component, ctx),
+            "101 bytes exceed the 100 bytes permitted",
+        );
+        assert!(
+            pipe.contents().is_empty(),
+            "{mode:?}: nothing may be written"
+        );
     }
 }
 
@@ -110,10 +120,14 @@ fn write_one_byte_over_the_permit_traps_on_host_stdout() {
 
 #[test]
 fn write_without_check_write_traps() {
-    let component = guest("(call $write (local.get $out) (i32.const 0x1000) (i32.const 1) (i32.const 0x20))");
+    let component =
+        guest("(call $write (local.get $out) (i32.const 0x1000) (i32.const 1) (i32.const 0x20))");
     for mode in MODES {
         let (_pipe, ctx) = pipe_ctx(100);
-        assert_trap(run(mode, &component, ctx), "1 bytes exceed the 0 bytes permitted");
+        assert_trap(
+            run(mode, &component, ctx),
+            "1 bytes exceed the 0 bytes permitted",
+        );
     }
 }
 
@@ -128,7 +142,10 @@ fn each_write_consumes_the_permit() {
     );
     for mode in MODES {
         let (pipe, ctx) = pipe_ctx(100);
-        assert_trap(run(mode, &component, ctx), "60 bytes exceed the 40 bytes permitted");
+        assert_trap(
+            run(mode, &component, ctx),
+            "60 bytes exceed the 40 bytes permitted",
+        );
         assert_eq!(pipe.contents().len(), 60);
     }
 }
@@ -155,7 +172,8 @@ fn write_zeroes_over_the_permit_traps() {
 
 #[test]
 fn blocking_write_and_flush_of_4097_bytes_traps_and_4096_passes() {
-    let over = guest("(call $bwf (local.get $out) (i32.const 0x1000) (i32.const 4097) (i32.const 0x20))");
+    let over =
+        guest("(call $bwf (local.get $out) (i32.const 0x1000) (i32.const 4097) (i32.const 0x20))");
     let limit = guest(
         "(call $bwf (local.get $out) (i32.const 0x1000) (i32.const 4096) (i32.const 0x20))
          (call $ok_write)",
@@ -186,10 +204,16 @@ fn blocking_write_and_flush_waits_for_space_in_small_pipe_chunks() {
             let (pipe, drained, done) = (pipe.clone(), drained.clone(), done.clone());
             std::thread::spawn(move || {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    drained.lock().unwrap().extend_from_slice(&pipe.take_contents());
+                    drained
+                        .lock()
+                        .unwrap()
+                        .extend_from_slice(&pipe.take_contents());
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                drained.lock().unwrap().extend_from_slice(&pipe.take_contents());
+                drained
+                    .lock()
+                    .unwrap()
+                    .extend_from_slice(&pipe.take_contents());
             })
         };
         assert_eq!(run(mode, &component, ctx).unwrap(), Outcome::Success);
@@ -222,7 +246,11 @@ fn poll_of_the_same_pollable_twice_reports_both_indices() {
     );
     for mode in MODES {
         let (_pipe, ctx) = pipe_ctx(100);
-        assert_eq!(run(mode, &component, ctx).unwrap(), Outcome::Success, "{mode:?}");
+        assert_eq!(
+            run(mode, &component, ctx).unwrap(),
+            Outcome::Success,
+            "{mode:?}"
+        );
     }
 }
 
@@ -288,7 +316,11 @@ world guest {
     let component = wat_guest_with(&[IO_0_2_0, CLI_0_2_0], world, wat).expect("building");
     for mode in MODES {
         let (pipe, ctx) = pipe_ctx(1024);
-        assert_eq!(run(mode, &component, ctx).unwrap(), Outcome::Success, "{mode:?}");
+        assert_eq!(
+            run(mode, &component, ctx).unwrap(),
+            Outcome::Success,
+            "{mode:?}"
+        );
         assert_eq!(&pipe.contents()[..], b"hello from 0.2.0\n");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{run_rust, Mode, MODES};
+use common::{MODES, Mode, run_rust};
 use weir::command::Outcome;
 use weir::io::{AsyncWriteStream, MemoryInputPipe, MemoryOutputPipe};
 use weir::{DirPerms, FilePerms};
@@ -25,26 +25,35 @@ impl Drainer {
         let collected = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let (done, collected) = (done.clone(), collected.clone());
-            std::thread::spawn(move || loop {
-                let finished = done.load(Ordering::SeqCst);
-                let chunk = pipe.take_contents();
-                if chunk.is_empty() {
-                    if finished {
-                        return;
+            std::thread::spawn(move || {
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let chunk = pipe.take_contents();
+                    if chunk.is_empty() {
+                        if finished {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                    } else {
+                        collected.lock().unwrap().extend_from_slice(&chunk);
                     }
-                    std::thread::sleep(Duration::from_micros(200));
-                } else {
-                    collected.lock().unwrap().extend_from_slice(&chunk);
                 }
             })
         };
-        Drainer { done, collected, thread }
+        Drainer {
+            done,
+            collected,
+            thread,
+        }
     }
 
     fn finish(self) -> Vec<u8> {
         self.done.store(true, Ordering::SeqCst);
         self.thread.join().unwrap();
-        Arc::try_unwrap(self.collected).unwrap().into_inner().unwrap()
+        Arc::try_unwrap(self.collected)
+            .unwrap()
+            .into_inner()
+            .unwrap()
     }
 }
 
@@ -61,19 +70,29 @@ fn stdout_check_write_loop_of_64_mib_arrives_intact_in_an_embedder_pipe() {
         let output = drainer.finish();
         assert_eq!(outcome.unwrap(), Outcome::Success, "{mode:?}");
         assert_eq!(output.len(), TOTAL, "{mode:?}");
-        let first_bad = output.iter().enumerate().position(|(i, &b)| b != (i % 251) as u8);
+        let first_bad = output
+            .iter()
+            .enumerate()
+            .position(|(i, &b)| b != (i % 251) as u8);
         assert_eq!(first_bad, None, "{mode:?}: corrupted output");
     }
 }
 
-fn probe(mode: Mode, name: &str, configure: impl FnOnce(&mut weir::WasiCtxBuilder)) -> (Outcome, String) {
+fn probe(
+    mode: Mode,
+    name: &str,
+    configure: impl FnOnce(&mut weir::WasiCtxBuilder),
+) -> (Outcome, String) {
     let stderr = MemoryOutputPipe::new(1 << 16);
     let outcome = run_rust(mode, "streams_probe", &[name], |b| {
         b.stderr(stderr.clone());
         configure(b);
     })
     .unwrap_or_else(|e| panic!("{mode:?} {name}: {}", common::chain(&e)));
-    (outcome, String::from_utf8_lossy(&stderr.contents()).into_owned())
+    (
+        outcome,
+        String::from_utf8_lossy(&stderr.contents()).into_owned(),
+    )
 }
 
 #[test]
@@ -128,7 +147,9 @@ fn check_write_is_zero_until_a_flush_completes() {
         let read_task = runtime.spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let mut all = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut all).await.unwrap();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut all)
+                .await
+                .unwrap();
             all
         });
         let (outcome, stderr) = probe(mode, "flush-pending", |b| {
@@ -146,10 +167,14 @@ fn copy_probe(name: &str) {
     for mode in MODES {
         let out = MemoryOutputPipe::new(1 << 20);
         let (outcome, stderr) = probe(mode, name, |b| {
-            b.stdin(MemoryInputPipe::new(input.clone())).stdout(out.clone());
+            b.stdin(MemoryInputPipe::new(input.clone()))
+                .stdout(out.clone());
         });
         assert_eq!(outcome, Outcome::Success, "{mode:?} {name}: {stderr}");
-        assert!(out.contents() == input, "{mode:?} {name}: output differs from input");
+        assert!(
+            out.contents() == input,
+            "{mode:?} {name}: output differs from input"
+        );
     }
 }
 
@@ -179,7 +204,9 @@ fn timers_and_poll_follow_the_wit() {
 fn args_env(mode: Mode, exit: &str) -> (Outcome, String) {
     let out = MemoryOutputPipe::new(1 << 16);
     let outcome = run_rust(mode, "args_env", &["one", "two words"], |b| {
-        b.env("EXIT", exit).env("GREETING", "hi=there").stdout(out.clone());
+        b.env("EXIT", exit)
+            .env("GREETING", "hi=there")
+            .stdout(out.clone());
     })
     .unwrap();
     (outcome, String::from_utf8(out.contents().to_vec()).unwrap())
@@ -190,7 +217,10 @@ fn arguments_environment_and_argv0_reach_the_guest() {
     for mode in MODES {
         let (outcome, out) = args_env(mode, "");
         assert_eq!(outcome, Outcome::Success);
-        assert!(out.contains("args=args_env|one|two words\n"), "{mode:?}: {out}");
+        assert!(
+            out.contains("args=args_env|one|two words\n"),
+            "{mode:?}: {out}"
+        );
         assert!(out.contains("env GREETING=hi=there\n"), "{mode:?}: {out}");
     }
 }
@@ -198,11 +228,27 @@ fn arguments_environment_and_argv0_reach_the_guest() {
 #[test]
 fn exit_codes_reach_the_embedder() {
     for mode in MODES {
-        assert_eq!(args_env(mode, "code:42").0, Outcome::Exit(42), "{mode:?} exit-with-code");
-        assert_eq!(args_env(mode, "code:0").0, Outcome::Exit(0), "{mode:?} exit-with-code 0");
-        assert_eq!(args_env(mode, "err").0, Outcome::Exit(1), "{mode:?} exit(err)");
+        assert_eq!(
+            args_env(mode, "code:42").0,
+            Outcome::Exit(42),
+            "{mode:?} exit-with-code"
+        );
+        assert_eq!(
+            args_env(mode, "code:0").0,
+            Outcome::Exit(0),
+            "{mode:?} exit-with-code 0"
+        );
+        assert_eq!(
+            args_env(mode, "err").0,
+            Outcome::Exit(1),
+            "{mode:?} exit(err)"
+        );
         // The preview1 adapter (48.x) turns `proc_exit(3)` into `exit(err)`: status 1.
-        assert_eq!(args_env(mode, "std:3").0, Outcome::Exit(1), "{mode:?} std exit");
+        assert_eq!(
+            args_env(mode, "std:3").0,
+            Outcome::Exit(1),
+            "{mode:?} std exit"
+        );
     }
 }
 
@@ -219,7 +265,10 @@ fn fs_run(mode: Mode, scenario: &str, dir: &std::path::Path, read_only: bool) ->
             .unwrap();
     })
     .unwrap();
-    (outcome, String::from_utf8_lossy(&stderr.contents()).into_owned())
+    (
+        outcome,
+        String::from_utf8_lossy(&stderr.contents()).into_owned(),
+    )
 }
 
 #[test]
@@ -228,7 +277,12 @@ fn filesystem_read_write_append_readdir_rename_stat_symlink() {
         let dir = tempfile::tempdir().unwrap();
         let (outcome, stderr) = fs_run(mode, "read-write", dir.path(), false);
         assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
-        assert_eq!(std::fs::read_link(dir.path().join("link")).unwrap().to_str(), Some("target.txt"));
+        assert_eq!(
+            std::fs::read_link(dir.path().join("link"))
+                .unwrap()
+                .to_str(),
+            Some("target.txt")
+        );
     }
 }
 
@@ -258,6 +312,9 @@ fn filesystem_read_only_preopen_refuses_changes() {
         let (outcome, stderr) = fs_run(mode, "read-only", dir.path(), true);
         assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");
         assert!(!dir.path().join("new.txt").exists());
-        assert_eq!(std::fs::read(dir.path().join("inside.txt")).unwrap(), b"inside");
+        assert_eq!(
+            std::fs::read(dir.path().join("inside.txt")).unwrap(),
+            b"inside"
+        );
     }
 }

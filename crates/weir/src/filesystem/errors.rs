@@ -55,10 +55,11 @@ impl From<wasmtime::component::ResourceTableError> for FsError {
 
 /// Maps an OS error to the closest `error-code`.
 pub(crate) fn error_code_from_io(error: &io::Error) -> ErrorCode {
-    if let Some(raw) = error.raw_os_error() {
-        if let Some(code) = error_code_from_errno(Errno::from_raw_os_error(raw)) {
-            return code;
-        }
+    if let Some(code) = error
+        .raw_os_error()
+        .and_then(|raw| error_code_from_errno(Errno::from_raw_os_error(raw)))
+    {
+        return code;
     }
     match error.kind() {
         io::ErrorKind::NotFound => ErrorCode::NoEntry,

@@ -15,20 +15,22 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use cap_fs_ext::{DirExt, OsMetadataExt, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, SystemTimeSpec};
+use cap_fs_ext::{
+    DirExt, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OsMetadataExt, SystemTimeSpec,
+};
 use cap_std::fs::{Dir, File, FileTypeExt, Metadata, OpenOptions};
 use wasmtime::component::Resource;
 
 pub use errors::FsError;
 
+use crate::WasiCtxView;
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
-use crate::bindings::wasi::filesystem::{preopens, types};
 use crate::bindings::wasi::filesystem::types::{
     Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode,
     MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
+use crate::bindings::wasi::filesystem::{preopens, types};
 use crate::io::{InputStreamResource, IoError, OutputStreamResource};
-use crate::WasiCtxView;
 
 bitflags::bitflags! {
     /// What a guest may do with a preopened directory tree.
@@ -61,7 +63,12 @@ pub(crate) struct Preopen {
 }
 
 impl Preopen {
-    pub(crate) fn new(dir: Dir, guest_path: String, perms: DirPerms, file_perms: FilePerms) -> Self {
+    pub(crate) fn new(
+        dir: Dir,
+        guest_path: String,
+        perms: DirPerms,
+        file_perms: FilePerms,
+    ) -> Self {
         Preopen {
             dir: Arc::new(dir),
             guest_path,
@@ -201,7 +208,9 @@ fn system_time_spec(timestamp: &NewTimestamp) -> Result<Option<SystemTimeSpec>, 
             let time = UNIX_EPOCH
                 .checked_add(since_epoch)
                 .ok_or(ErrorCode::Overflow)?;
-            Some(SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(time)))
+            Some(SystemTimeSpec::Absolute(
+                cap_std::time::SystemTime::from_std(time),
+            ))
         }
     })
 }
@@ -243,7 +252,12 @@ impl WasiCtxView<'_> {
         })
     }
 
-    fn metadata_at(&self, fd: &Desc, path_flags: PathFlags, path: &str) -> Result<Metadata, FsError> {
+    fn metadata_at(
+        &self,
+        fd: &Desc,
+        path_flags: PathFlags,
+        path: &str,
+    ) -> Result<Metadata, FsError> {
         let dir = self.dir(fd)?.require(DirPerms::READ)?;
         Ok(if path_flags.contains(PathFlags::SYMLINK_FOLLOW) {
             dir.metadata(path)?
@@ -258,13 +272,24 @@ impl types::Host for WasiCtxView<'_> {
         error.into_guest()
     }
 
-    fn filesystem_error_code(&mut self, err: Resource<IoError>) -> wasmtime::Result<Option<ErrorCode>> {
-        Ok(self.table.get(&err)?.as_io().map(errors::error_code_from_io))
+    fn filesystem_error_code(
+        &mut self,
+        err: Resource<IoError>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        Ok(self
+            .table
+            .get(&err)?
+            .as_io()
+            .map(errors::error_code_from_io))
     }
 }
 
 impl types::HostDescriptor for WasiCtxView<'_> {
-    fn read_via_stream(&mut self, fd: Desc, offset: u64) -> Result<Resource<InputStreamResource>, FsError> {
+    fn read_via_stream(
+        &mut self,
+        fd: Desc,
+        offset: u64,
+    ) -> Result<Resource<InputStreamResource>, FsError> {
         let file = self.file(&fd)?;
         if !file.can_read() {
             return Err(ErrorCode::BadDescriptor.into());
@@ -273,7 +298,11 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         Ok(self.table.push(InputStreamResource::new(stream))?)
     }
 
-    fn write_via_stream(&mut self, fd: Desc, offset: u64) -> Result<Resource<OutputStreamResource>, FsError> {
+    fn write_via_stream(
+        &mut self,
+        fd: Desc,
+        offset: u64,
+    ) -> Result<Resource<OutputStreamResource>, FsError> {
         let file = self.file(&fd)?;
         if !file.can_write() {
             return Err(ErrorCode::BadDescriptor.into());
@@ -291,7 +320,13 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         Ok(self.table.push(OutputStreamResource::new(stream))?)
     }
 
-    fn advise(&mut self, fd: Desc, offset: u64, length: u64, advice: Advice) -> Result<(), FsError> {
+    fn advise(
+        &mut self,
+        fd: Desc,
+        offset: u64,
+        length: u64,
+        advice: Advice,
+    ) -> Result<(), FsError> {
         use rustix::fs::Advice as A;
         let file = self.file(&fd)?;
         let advice = match advice {
@@ -302,8 +337,13 @@ impl types::HostDescriptor for WasiCtxView<'_> {
             Advice::DontNeed => A::DontNeed,
             Advice::NoReuse => A::NoReuse,
         };
-        rustix::fs::fadvise(&*file.file, offset, std::num::NonZeroU64::new(length), advice)
-            .map_err(io::Error::from)?;
+        rustix::fs::fadvise(
+            &*file.file,
+            offset,
+            std::num::NonZeroU64::new(length),
+            advice,
+        )
+        .map_err(io::Error::from)?;
         Ok(())
     }
 
@@ -344,7 +384,12 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         Ok(())
     }
 
-    fn set_times(&mut self, fd: Desc, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
+    fn set_times(
+        &mut self,
+        fd: Desc,
+        atime: NewTimestamp,
+        mtime: NewTimestamp,
+    ) -> Result<(), FsError> {
         check_timestamp(&atime)?;
         check_timestamp(&mtime)?;
         let times = rustix::fs::Timestamps {
@@ -422,7 +467,9 @@ impl types::HostDescriptor for WasiCtxView<'_> {
     }
 
     fn create_directory_at(&mut self, fd: Desc, path: String) -> Result<(), FsError> {
-        self.dir(&fd)?.require(DirPerms::MUTATE)?.create_dir(&path)?;
+        self.dir(&fd)?
+            .require(DirPerms::MUTATE)?
+            .create_dir(&path)?;
         Ok(())
     }
 
@@ -430,7 +477,12 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         Ok(descriptor_stat(&self.metadata(&fd)?))
     }
 
-    fn stat_at(&mut self, fd: Desc, path_flags: PathFlags, path: String) -> Result<DescriptorStat, FsError> {
+    fn stat_at(
+        &mut self,
+        fd: Desc,
+        path_flags: PathFlags,
+        path: String,
+    ) -> Result<DescriptorStat, FsError> {
         Ok(descriptor_stat(&self.metadata_at(&fd, path_flags, &path)?))
     }
 
@@ -548,11 +600,19 @@ impl types::HostDescriptor for WasiCtxView<'_> {
     }
 
     fn remove_directory_at(&mut self, fd: Desc, path: String) -> Result<(), FsError> {
-        self.dir(&fd)?.require(DirPerms::MUTATE)?.remove_dir(&path)?;
+        self.dir(&fd)?
+            .require(DirPerms::MUTATE)?
+            .remove_dir(&path)?;
         Ok(())
     }
 
-    fn rename_at(&mut self, fd: Desc, old_path: String, new_fd: Desc, new_path: String) -> Result<(), FsError> {
+    fn rename_at(
+        &mut self,
+        fd: Desc,
+        old_path: String,
+        new_fd: Desc,
+        new_path: String,
+    ) -> Result<(), FsError> {
         let old_dir = self.dir(&fd)?.require(DirPerms::MUTATE)?;
         let new_dir = self.dir(&new_fd)?.require(DirPerms::MUTATE)?;
         old_dir.rename(&old_path, new_dir, &new_path)?;
@@ -570,7 +630,9 @@ impl types::HostDescriptor for WasiCtxView<'_> {
     }
 
     fn unlink_file_at(&mut self, fd: Desc, path: String) -> Result<(), FsError> {
-        self.dir(&fd)?.require(DirPerms::MUTATE)?.remove_file(&path)?;
+        self.dir(&fd)?
+            .require(DirPerms::MUTATE)?
+            .remove_file(&path)?;
         Ok(())
     }
 
@@ -588,7 +650,12 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         Ok(metadata_hash(&self.metadata(&fd)?))
     }
 
-    fn metadata_hash_at(&mut self, fd: Desc, path_flags: PathFlags, path: String) -> Result<MetadataHashValue, FsError> {
+    fn metadata_hash_at(
+        &mut self,
+        fd: Desc,
+        path_flags: PathFlags,
+        path: String,
+    ) -> Result<MetadataHashValue, FsError> {
         Ok(metadata_hash(&self.metadata_at(&fd, path_flags, &path)?))
     }
 

@@ -29,7 +29,11 @@ pub(crate) struct FileInputStream {
 
 impl FileInputStream {
     pub(crate) fn new(file: Arc<File>, position: u64) -> Self {
-        FileInputStream { file, position, failed: false }
+        FileInputStream {
+            file,
+            position,
+            failed: false,
+        }
     }
 }
 
@@ -52,7 +56,9 @@ impl InputStream for FileInputStream {
             }
             Err(error) => {
                 self.failed = true;
-                Err(StreamError::LastOperationFailed(wasmtime::Error::new(error)))
+                Err(StreamError::LastOperationFailed(wasmtime::Error::new(
+                    error,
+                )))
             }
         }
     }
@@ -70,11 +76,19 @@ pub(crate) struct FileOutputStream {
 
 impl FileOutputStream {
     pub(crate) fn at(file: Arc<File>, position: u64) -> Self {
-        FileOutputStream { file, position: Some(position), failed: false }
+        FileOutputStream {
+            file,
+            position: Some(position),
+            failed: false,
+        }
     }
 
     pub(crate) fn append(file: Arc<File>) -> Self {
-        FileOutputStream { file, position: None, failed: false }
+        FileOutputStream {
+            file,
+            position: None,
+            failed: false,
+        }
     }
 
     fn write_once(&self, bytes: &[u8], position: Option<u64>) -> rustix::io::Result<usize> {
@@ -107,7 +121,11 @@ impl FileOutputStream {
     }
 
     fn check_open(&self) -> StreamResult<()> {
-        if self.failed { Err(StreamError::Closed) } else { Ok(()) }
+        if self.failed {
+            Err(StreamError::Closed)
+        } else {
+            Ok(())
+        }
     }
 }
 

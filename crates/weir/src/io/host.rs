@@ -6,9 +6,9 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use super::error::{IoError, StreamError, StreamResult};
 use super::poll::{self, PollableResource};
-use super::streams::{InputStreamResource, OutputStreamResource, MAX_READ_BYTES};
-use crate::bindings::wasi::io::{error, poll as poll_bindings, streams};
+use super::streams::{InputStreamResource, MAX_READ_BYTES, OutputStreamResource};
 use crate::WasiCtxView;
+use crate::bindings::wasi::io::{error, poll as poll_bindings, streams};
 
 /// Converts a host [`StreamError`] into the guest's `stream-error` (or a trap).
 pub(crate) fn to_guest_stream_error(
@@ -119,7 +119,11 @@ impl IoOps<'_> {
         Ok(self.0.get_mut(stream)?.read(len)?.into())
     }
 
-    pub(crate) async fn blocking_read(&mut self, stream: &Input, len: u64) -> StreamResult<Vec<u8>> {
+    pub(crate) async fn blocking_read(
+        &mut self,
+        stream: &Input,
+        len: u64,
+    ) -> StreamResult<Vec<u8>> {
         if len == 0 {
             return self.read(stream, 0);
         }
@@ -177,7 +181,10 @@ impl error::HostError for WasiCtxView<'_> {
 }
 
 impl poll_bindings::Host for WasiCtxView<'_> {
-    async fn poll(&mut self, pollables: Vec<Resource<PollableResource>>) -> wasmtime::Result<Vec<u32>> {
+    async fn poll(
+        &mut self,
+        pollables: Vec<Resource<PollableResource>>,
+    ) -> wasmtime::Result<Vec<u32>> {
         poll::poll_list(self.table, pollables).await
     }
 }
@@ -195,7 +202,10 @@ impl poll_bindings::HostPollable for WasiCtxView<'_> {
 }
 
 impl streams::Host for WasiCtxView<'_> {
-    fn convert_stream_error(&mut self, error: StreamError) -> wasmtime::Result<streams::StreamError> {
+    fn convert_stream_error(
+        &mut self,
+        error: StreamError,
+    ) -> wasmtime::Result<streams::StreamError> {
         to_guest_stream_error(self.table, error)
     }
 }
@@ -207,8 +217,14 @@ impl streams::HostOutputStream for WasiCtxView<'_> {
     fn write(&mut self, stream: Output, contents: Vec<u8>) -> StreamResult<()> {
         IoOps(self.table).write(&stream, contents)
     }
-    async fn blocking_write_and_flush(&mut self, stream: Output, contents: Vec<u8>) -> StreamResult<()> {
-        IoOps(self.table).blocking_write_and_flush(&stream, contents).await
+    async fn blocking_write_and_flush(
+        &mut self,
+        stream: Output,
+        contents: Vec<u8>,
+    ) -> StreamResult<()> {
+        IoOps(self.table)
+            .blocking_write_and_flush(&stream, contents)
+            .await
     }
     fn flush(&mut self, stream: Output) -> StreamResult<()> {
         IoOps(self.table).flush(&stream)
@@ -222,8 +238,14 @@ impl streams::HostOutputStream for WasiCtxView<'_> {
     fn write_zeroes(&mut self, stream: Output, len: u64) -> StreamResult<()> {
         IoOps(self.table).write_zeroes(&stream, len)
     }
-    async fn blocking_write_zeroes_and_flush(&mut self, stream: Output, len: u64) -> StreamResult<()> {
-        IoOps(self.table).blocking_write_zeroes_and_flush(&stream, len).await
+    async fn blocking_write_zeroes_and_flush(
+        &mut self,
+        stream: Output,
+        len: u64,
+    ) -> StreamResult<()> {
+        IoOps(self.table)
+            .blocking_write_zeroes_and_flush(&stream, len)
+            .await
     }
     fn splice(&mut self, stream: Output, src: Input, len: u64) -> StreamResult<u64> {
         IoOps(self.table).splice(&stream, &src, len)

@@ -18,8 +18,8 @@ pub use pipe::{
     AsyncReadStream, AsyncWriteStream, ClosedInputStream, ClosedOutputStream, MemoryInputPipe,
     MemoryOutputPipe, SinkOutputStream,
 };
-pub use poll::{subscribe, subscribe_owned, Pollable, PollableResource};
+pub use poll::{Pollable, PollableResource, subscribe, subscribe_owned};
 pub use streams::{
-    InputStream, InputStreamResource, OutputStream, OutputStreamResource,
-    MAX_BLOCKING_WRITE_BYTES, MAX_READ_BYTES,
+    InputStream, InputStreamResource, MAX_BLOCKING_WRITE_BYTES, MAX_READ_BYTES, OutputStream,
+    OutputStreamResource,
 };

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 
 use super::error::{StreamError, StreamResult};
 use super::streams::{InputStream, OutputStream};
@@ -326,7 +326,9 @@ impl InputStream for AsyncReadStream {
         }
         if self.buffered.is_empty() {
             return match self.pending_error.take() {
-                Some(error) => Err(StreamError::LastOperationFailed(wasmtime::Error::new(error))),
+                Some(error) => Err(StreamError::LastOperationFailed(wasmtime::Error::new(
+                    error,
+                ))),
                 None => Err(StreamError::Closed),
             };
         }

@@ -184,7 +184,9 @@ impl StdinStream {
         }
         if let Some(error) = state.error.take() {
             state.error_reported = true;
-            return Err(StreamError::LastOperationFailed(wasmtime::Error::new(error)));
+            return Err(StreamError::LastOperationFailed(wasmtime::Error::new(
+                error,
+            )));
         }
         if state.eof || state.error_reported {
             return Err(StreamError::Closed);

@@ -234,7 +234,9 @@ impl InputStreamResource {
 }
 
 fn cap_len(len: u64) -> usize {
-    usize::try_from(len).unwrap_or(usize::MAX).min(MAX_READ_BYTES)
+    usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(MAX_READ_BYTES)
 }
 
 #[async_trait::async_trait]

@@ -62,7 +62,9 @@ impl WriteQueue {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // A poisoned lock only means a panic elsewhere; the state itself stays consistent
         // (every update is a few plain assignments).
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits until everything enqueued so far has been written and flushed, or the
@@ -101,8 +103,8 @@ impl WriteQueue {
             let next = {
                 let mut state = self.lock();
                 let batch: Vec<Bytes> = state.chunks.drain(..).collect();
-                let flush_to = (state.flush_requested > state.flushed_total)
-                    .then_some(state.flush_requested);
+                let flush_to =
+                    (state.flush_requested > state.flushed_total).then_some(state.flush_requested);
                 if !batch.is_empty() || flush_to.is_some() {
                     Some((batch, flush_to))
                 } else if state.handles_gone {

@@ -1,5 +1,5 @@
 //! Shared harness: run a component through the real Weir library, async or sync.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::sync::OnceLock;
 
@@ -97,10 +97,15 @@ pub fn chain(error: &wasmtime::Error) -> String {
 /// Asserts that `result` is a trap whose chain mentions `needle`.
 pub fn assert_trap(result: wasmtime::Result<Outcome>, needle: &str) {
     match result {
-        Ok(outcome) => panic!("expected a trap mentioning `{needle}`, guest ended with {outcome:?}"),
+        Ok(outcome) => {
+            panic!("expected a trap mentioning `{needle}`, guest ended with {outcome:?}")
+        }
         Err(error) => {
             let text = chain(&error);
-            assert!(text.contains(needle), "trap `{text}` does not mention `{needle}`");
+            assert!(
+                text.contains(needle),
+                "trap `{text}` does not mention `{needle}`"
+            );
         }
     }
 }

@@ -1,0 +1,225 @@
+//! Side-by-side benchmarks: the same guest under Weir and under wasmtime-wasi 48 (same
+//! engine, same process image), plus a native Rust program doing the same work.
+//!
+//! `weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]`: the `stdout_flood` guest writes
+//! TOTAL bytes (default 1 GiB) to stdout in CHUNK-byte writes (default 64 KiB) with the
+//! check-write/write loop. Each run is a child process whose stdout is a pipe that this
+//! process drains and counts; the child times the run and reports it on stderr. Prints GB/s
+//! (best and median of RUNS) and the ratios.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+
+const HOSTS: [&str; 3] = ["native", "wasmtime-wasi", "weir"];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("stdout") => stdout_bench(&args[1..]),
+        Some("child-stdout") => child_stdout(&args[1..]),
+        _ => bail!("usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]"),
+    }
+}
+
+fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
+    match args.get(i) {
+        Some(value) => value.parse().with_context(|| format!("argument `{value}`")),
+        None => Ok(default),
+    }
+}
+
+fn stdout_bench(args: &[String]) -> Result<()> {
+    let total = arg(args, 0, 1 << 30)?;
+    let chunk = arg(args, 1, 64 << 10)?;
+    let runs = arg(args, 2, 5)?;
+    // Build the guest once up front so a missing guest fails before any timing.
+    weir_test_guests::rust_guest("stdout_flood").map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let exe = std::env::current_exe()?;
+    let mut results: Vec<(&str, Vec<f64>)> = HOSTS.iter().map(|h| (*h, Vec::new())).collect();
+    // Interleave hosts so that machine noise spreads evenly.
+    for _ in 0..runs {
+        for (host, samples) in results.iter_mut() {
+            let mut child = Command::new(&exe)
+                .args(["child-stdout", host, &total.to_string(), &chunk.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            let mut stdout = child.stdout.take().context("child stdout")?;
+            let counter = std::thread::spawn(move || -> std::io::Result<u64> {
+                let mut buffer = vec![0u8; 1 << 20];
+                let mut count = 0u64;
+                loop {
+                    match stdout.read(&mut buffer)? {
+                        0 => return Ok(count),
+                        n => count += n as u64,
+                    }
+                }
+            });
+            let stderr = BufReader::new(child.stderr.take().context("child stderr")?);
+            let mut elapsed_ns = None;
+            for line in stderr.lines() {
+                let line = line?;
+                match line.strip_prefix("elapsed_ns=") {
+                    Some(ns) => elapsed_ns = Some(ns.parse::<u64>()?),
+                    None => eprintln!("[{host}] {line}"),
+                }
+            }
+            let status = child.wait()?;
+            let received = counter
+                .join()
+                .map_err(|_| anyhow::anyhow!("counter thread"))??;
+            if !status.success() || received != total {
+                bail!("{host}: status {status}, {received} of {total} bytes received");
+            }
+            let ns = elapsed_ns.context("child reported no time")?;
+            samples.push(total as f64 / ns as f64); // bytes per ns = GB/s
+        }
+    }
+    let stat = |samples: &[f64]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        (sorted[sorted.len() - 1], sorted[sorted.len() / 2])
+    };
+    let (native_best, _) = stat(&results[0].1);
+    let (wasi_best, _) = stat(&results[1].1);
+    println!(
+        "stdout: {} MiB in {} KiB writes, {runs} runs, pipe to a draining reader",
+        total >> 20,
+        chunk >> 10
+    );
+    println!("| host | best GB/s | median GB/s | vs wasmtime-wasi | vs native |");
+    println!("|---|---|---|---|---|");
+    for (host, samples) in &results {
+        let (best, median) = stat(samples);
+        println!(
+            "| {host} | {best:.2} | {median:.2} | {:.2}x | {:.2}x |",
+            best / wasi_best,
+            best / native_best
+        );
+    }
+    Ok(())
+}
+
+struct WeirHost {
+    wasi: weir::WasiCtx,
+    table: ResourceTable,
+}
+
+impl weir::WasiView for WeirHost {
+    fn wasi(&mut self) -> weir::WasiCtxView<'_> {
+        weir::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct WasmtimeWasiHost {
+    wasi: wasmtime_wasi::WasiCtx,
+    table: ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for WasmtimeWasiHost {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn child_stdout(args: &[String]) -> Result<()> {
+    let host = args.first().context("host")?.as_str();
+    let total = arg(args, 1, 1 << 30)?;
+    let chunk = arg(args, 2, 64 << 10)?;
+    let guest_args = [
+        "stdout_flood".to_string(),
+        total.to_string(),
+        chunk.to_string(),
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let engine = Engine::default();
+    let elapsed = match host {
+        "native" => {
+            let pattern: Vec<u8> = (0..chunk as usize + 251).map(|i| (i % 251) as u8).collect();
+            let start = Instant::now();
+            let mut out = std::io::stdout().lock();
+            let mut written = 0u64;
+            while written < total {
+                let n = chunk.min(total - written) as usize;
+                let phase = (written % 251) as usize;
+                out.write_all(&pattern[phase..phase + n])?;
+                written += n as u64;
+            }
+            out.flush()?;
+            start.elapsed()
+        }
+        "weir" => {
+            let bytes = weir_test_guests::rust_guest("stdout_flood")
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let component = Component::new(&engine, &*bytes).map_err(anyhow::Error::from)?;
+            let mut linker = Linker::new(&engine);
+            weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            let wasi = weir::WasiCtxBuilder::new()
+                .inherit_stdio()
+                .args(guest_args)
+                .build();
+            let mut store = Store::new(
+                &engine,
+                WeirHost {
+                    wasi,
+                    table: ResourceTable::new(),
+                },
+            );
+            let start = Instant::now();
+            let outcome = runtime
+                .block_on(weir::command::run_async(&mut store, &linker, &component))
+                .map_err(anyhow::Error::from)?;
+            weir::io::stdio::flush_stdio();
+            let elapsed = start.elapsed();
+            if outcome != weir::command::Outcome::Success {
+                bail!("guest failed: {outcome:?}");
+            }
+            elapsed
+        }
+        "wasmtime-wasi" => {
+            let bytes = weir_test_guests::rust_guest("stdout_flood")
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let component = Component::new(&engine, &*bytes).map_err(anyhow::Error::from)?;
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            let wasi = wasmtime_wasi::WasiCtx::builder()
+                .inherit_stdio()
+                .args(&guest_args)
+                .build();
+            let mut store = Store::new(
+                &engine,
+                WasmtimeWasiHost {
+                    wasi,
+                    table: ResourceTable::new(),
+                },
+            );
+            let start = Instant::now();
+            let outcome = runtime
+                .block_on(weir::command::run_async(&mut store, &linker, &component))
+                .map_err(anyhow::Error::from)?;
+            std::io::stdout().flush()?;
+            let elapsed = start.elapsed();
+            if outcome != weir::command::Outcome::Success {
+                bail!("guest failed: {outcome:?}");
+            }
+            elapsed
+        }
+        other => bail!("unknown host `{other}`"),
+    };
+    eprintln!("elapsed_ns={}", elapsed.as_nanos());
+    Ok(())
+}

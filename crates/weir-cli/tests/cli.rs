@@ -1,0 +1,218 @@
+//! `weir run` end to end: the real binary, real stdio, real exit statuses.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn weir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+}
+
+fn root() -> PathBuf {
+    weir_test_guests::workspace_root()
+}
+
+/// Writes the Rust guest `name` as a component file in `dir`.
+fn guest_file(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, &*weir_test_guests::rust_guest(name).unwrap()).unwrap();
+    path
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn the_readme_example_prints_its_greeting() {
+    let out = run(weir()
+        .arg("run")
+        .arg(root().join("examples/hello.wasm"))
+        .arg("Ada"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Hello, Ada! This is a WASI 0.2 component running under Weir.\n"
+    );
+}
+
+#[test]
+fn exit_status_argv0_env_and_args_are_passed_like_wasmtime_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = guest_file(dir.path(), "args_env");
+    let out = run(weir()
+        .env("FROM_HOST", "yes")
+        .args([
+            "run",
+            "--argv0",
+            "prog",
+            "--env",
+            "EXIT=code:42",
+            "--env",
+            "FROM_HOST",
+        ])
+        .arg(&guest)
+        .args(["a", "--flag"]));
+    assert_eq!(out.status.code(), Some(42), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("args=prog|a|--flag\n"), "{stdout}");
+    assert!(stdout.contains("env FROM_HOST=yes\n"), "{stdout}");
+    assert!(
+        !stdout.contains("env PATH="),
+        "environment is not inherited by default"
+    );
+
+    let out = run(weir()
+        .env("FROM_HOST", "yes")
+        .args(["run", "-S", "inherit-env"])
+        .arg(&guest));
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("env FROM_HOST=yes\n"));
+}
+
+#[test]
+fn a_wasm_trap_exits_134_with_message_and_backtrace() {
+    let world = "package weir:cli-test;\nworld guest { export wasi:cli/run@0.2.12; }";
+    let wat = r#"(module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0))
+  (func $boom unreachable)
+  (func (export "wasi:cli/run@0.2.12#run") (result i32) (call $boom) (i32.const 0)))"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trap.wasm");
+    std::fs::write(&path, weir_test_guests::wat_guest(world, wat).unwrap()).unwrap();
+    let out = run(weir().arg("run").arg(&path));
+    assert_eq!(out.status.code(), Some(134));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert!(stderr.contains("wasm backtrace"), "{stderr}");
+    assert!(
+        stderr.contains("trap.wasm"),
+        "the error names the component: {stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_and_files_are_named_in_the_error() {
+    let hello = root().join("examples/hello.wasm");
+    let out = run(weir().args(["run", "-S", "frobnicate"]).arg(&hello));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("-S frobnicate"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(weir()
+        .args(["run", "-W", "max-memory-size=big"])
+        .arg(&hello));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("max-memory-size=big"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(weir().args(["run", "no/such/file.wasm"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no/such/file.wasm"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(weir()
+        .args(["run", "--dir", "/no/such/dir::/data"])
+        .arg(&hello));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--dir /no/such/dir"), "{stderr}");
+
+    let out = run(weir().args(["run", "--invoke", "foo()"]).arg(&hello));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--invoke"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn dir_and_read_only_dir_preopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guest = guest_file(tmp.path(), "fs_ops");
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = run(weir()
+        .arg("run")
+        .arg(format!("--dir={}::/data", data.display()))
+        .arg(&guest)
+        .arg("read-write"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    std::fs::write(data.join("inside.txt"), "inside").unwrap();
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir-ro")
+        .arg(format!("{}::/data", data.display()))
+        .arg(&guest)
+        .arg("read-only"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn stdin_is_spliced_to_stdout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guest = guest_file(tmp.path(), "streams_probe");
+    let input: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    for probe in ["splice", "blocking-splice", "cat"] {
+        let mut child = weir()
+            .arg("run")
+            .arg(&guest)
+            .arg(probe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feed = input.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success(), "{probe}: {}", text(&out.stderr));
+        assert!(out.stdout == input, "{probe}: output differs");
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_is_closed_for_the_guest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guest = guest_file(tmp.path(), "stdout_flood");
+    let mut child = weir()
+        .arg("run")
+        .arg(&guest)
+        .arg((1u64 << 34).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 1 << 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    // The flood guest reports the `closed` it saw and exits 1.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Closed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(first.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}
