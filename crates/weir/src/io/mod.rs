@@ -19,6 +19,24 @@ pub use pipe::{
     MemoryOutputPipe, SinkOutputStream,
 };
 pub use poll::{Pollable, PollableResource, subscribe, subscribe_owned};
+/// Waits on `notify` until `check_write` grants a non-zero permit (or fails), without missing
+/// a wake-up between the check and the wait.
+pub(crate) async fn wait_for_permit(
+    notify: &tokio::sync::Notify,
+    mut check_write: impl FnMut() -> StreamResult<usize>,
+) -> StreamResult<usize> {
+    loop {
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let permit = check_write()?;
+        if permit > 0 {
+            return Ok(permit);
+        }
+        woken.await;
+    }
+}
+
 pub use streams::{
     InputStream, InputStreamResource, MAX_BLOCKING_WRITE_BYTES, MAX_READ_BYTES, OutputStream,
     OutputStreamResource,

@@ -119,16 +119,7 @@ impl OutputStream for MemoryOutputPipe {
 
     async fn write_ready(&mut self) -> StreamResult<usize> {
         let shared = self.shared.clone();
-        loop {
-            let space = shared.space.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
-            let permit = self.check_write()?;
-            if permit > 0 {
-                return Ok(permit);
-            }
-            space.await;
-        }
+        super::wait_for_permit(&shared.space, || self.check_write()).await
     }
 }
 

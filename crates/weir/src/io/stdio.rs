@@ -6,6 +6,7 @@
 //! process exits so that queued output is not lost (`weir run` does).
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -32,10 +33,17 @@ struct StdSink(StdFd);
 #[async_trait::async_trait]
 impl ChunkSink for StdSink {
     async fn write_all(&mut self, chunk: Bytes) -> io::Result<()> {
-        // This runs on the queue's dedicated thread, so blocking here is the point.
+        // This runs on the queue's dedicated thread, so blocking here is the point. Write to
+        // the descriptor directly: std's stdout is line-buffered, which would split every
+        // chunk containing a newline into extra system calls. Holding the lock (after
+        // flushing anything the host printed) keeps host and guest output from interleaving.
         match self.0 {
-            StdFd::Stdout => io::stdout().lock().write_all(&chunk),
-            StdFd::Stderr => io::stderr().lock().write_all(&chunk),
+            StdFd::Stdout => {
+                let mut lock = io::stdout().lock();
+                lock.flush()?;
+                write_all_fd(lock.as_fd(), &chunk)
+            }
+            StdFd::Stderr => write_all_fd(io::stderr().lock().as_fd(), &chunk),
         }
     }
     async fn flush(&mut self) -> io::Result<()> {
@@ -44,6 +52,18 @@ impl ChunkSink for StdSink {
             StdFd::Stderr => io::stderr().lock().flush(),
         }
     }
+}
+
+fn write_all_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
 }
 
 fn spawn_std_queue(fd: StdFd, name: &str) -> Arc<WriteQueue> {

@@ -232,16 +232,7 @@ impl OutputStream for QueuedOutputStream {
 
     async fn write_ready(&mut self) -> StreamResult<usize> {
         let queue = self.queue.clone();
-        loop {
-            let progress = queue.progress.notified();
-            tokio::pin!(progress);
-            progress.as_mut().enable();
-            let permit = self.check_write()?;
-            if permit > 0 {
-                return Ok(permit);
-            }
-            progress.await;
-        }
+        super::wait_for_permit(&queue.progress, || self.check_write()).await
     }
 }
 
