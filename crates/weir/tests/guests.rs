@@ -83,7 +83,15 @@ fn probe(
     name: &str,
     configure: impl FnOnce(&mut weir::WasiCtxBuilder),
 ) -> (Outcome, String) {
-    let stderr = MemoryOutputPipe::new(1 << 16);
+    probe_with_stderr(mode, name, MemoryOutputPipe::new(1 << 16), configure)
+}
+
+fn probe_with_stderr(
+    mode: Mode,
+    name: &str,
+    stderr: MemoryOutputPipe,
+    configure: impl FnOnce(&mut weir::WasiCtxBuilder),
+) -> (Outcome, String) {
     let outcome = run_rust(mode, "streams_probe", &[name], |b| {
         b.stderr(stderr.clone());
         configure(b);
@@ -138,21 +146,26 @@ impl weir::OutputSource for OneShot {
 #[test]
 fn check_write_is_zero_until_a_flush_completes() {
     // The stream's destination accepts 16 bytes until someone reads: the flush of 100 bytes
-    // stays pending until the reader starts 300 ms later.
+    // stays pending until the reader starts, which it does only once the guest said (on
+    // stderr) that it checked check-write and the pollable.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for mode in MODES {
         let _guard = runtime.enter();
         let (writer, mut reader) = tokio::io::duplex(16);
         let stream = Arc::new(Mutex::new(Some(AsyncWriteStream::new(1 << 16, writer))));
+        let stderr = MemoryOutputPipe::new(1 << 16);
+        let guest_waiting = stderr.clone();
         let read_task = runtime.spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            while !String::from_utf8_lossy(&guest_waiting.contents()).contains("waiting") {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             let mut all = Vec::new();
             tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut all)
                 .await
                 .unwrap();
             all
         });
-        let (outcome, stderr) = probe(mode, "flush-pending", |b| {
+        let (outcome, stderr) = probe_with_stderr(mode, "flush-pending", stderr, |b| {
             b.stdout(OneShot(stream.clone()));
         });
         assert_eq!(outcome, Outcome::Success, "{mode:?}: {stderr}");

@@ -59,6 +59,11 @@ fn main() {
             if pollable.ready() {
                 fail("pollable ready while the flush is still pending".into());
             }
+            // Tells the test harness that the checks above are done: it may now let the
+            // flush complete.
+            wasip2::cli::stderr::get_stderr()
+                .blocking_write_and_flush(b"waiting for the flush\n")
+                .unwrap_or_else(|e| fail(format!("{e:?}")));
             pollable.block();
             match out.check_write() {
                 Ok(n) if n > 0 => {}
