@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits};
+use weir::sockets::NetworkPolicy;
 use weir::{DirPerms, FilePerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use options::{DirSpec, WasiOptions, WasmOptions};
@@ -52,6 +53,22 @@ struct RunArgs {
     /// WebAssembly options, comma-separated (`-W max-memory-size=1048576,fuel=100000`).
     #[arg(short = 'W', value_name = "KEY[=VAL][,...]")]
     wasm: Vec<String>,
+
+    /// Allow a network use: `USES=CIDR[:PORTS]`, e.g. `udp-send=127.0.0.0/8:5000-5999`.
+    #[arg(long = "allow", value_name = "USES=CIDR[:PORTS]")]
+    allow: Vec<String>,
+
+    /// Deny a network use (deny rules win over allow rules).
+    #[arg(long = "deny", value_name = "USES=CIDR[:PORTS]")]
+    deny: Vec<String>,
+
+    /// Read network allow/deny rules from a TOML file.
+    #[arg(long = "policy", value_name = "FILE")]
+    policy: Option<PathBuf>,
+
+    /// Print the instance's network counters to stderr at exit.
+    #[arg(long)]
+    stats: bool,
 
     /// Call an exported function instead of `wasi:cli/run` (not supported yet).
     #[arg(long, value_name = "FUNCTION")]
@@ -131,6 +148,9 @@ fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
     if wasi_options.inherit_stderr {
         builder.inherit_stderr();
     }
+    builder
+        .network_policy(network_policy(args, wasi_options)?)
+        .allow_udp(wasi_options.network.udp);
     if let Some(cwd) = &wasi_options.cwd {
         builder.initial_cwd(cwd.clone());
     }
@@ -150,6 +170,33 @@ fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
             .with_context(|| format!("{flag} {}", spec.host))?;
     }
     Ok(builder.build())
+}
+
+/// The policy from `-S inherit-network`, `--allow`, `--deny` and `--policy`.
+fn network_policy(args: &RunArgs, wasi_options: &WasiOptions) -> Result<NetworkPolicy> {
+    let mut policy = if wasi_options.network.inherit_network {
+        NetworkPolicy::allow_all()
+    } else {
+        NetworkPolicy::deny_all()
+    };
+    if let Some(path) = &args.policy {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--policy {}: cannot read the file", path.display()))?;
+        policy = policy
+            .with_toml(&text)
+            .with_context(|| format!("--policy {}", path.display()))?;
+    }
+    for rule in &args.allow {
+        policy = policy
+            .allow(rule)
+            .with_context(|| format!("--allow {rule}"))?;
+    }
+    for rule in &args.deny {
+        policy = policy
+            .deny(rule)
+            .with_context(|| format!("--deny {rule}"))?;
+    }
+    Ok(policy)
 }
 
 fn run(args: RunArgs) -> Result<u8> {
@@ -181,6 +228,7 @@ fn run(args: RunArgs) -> Result<u8> {
         table,
         limits: wasm_options.store_limits(),
     };
+    let stats = host.wasi.network_stats();
     let mut store = Store::new(&engine, host);
     store.limiter(|host| &mut host.limits);
     if let Some(fuel) = wasm_options.hostcall_fuel.or(wasi_options.hostcall_fuel) {
@@ -192,7 +240,12 @@ fn run(args: RunArgs) -> Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    match runtime.block_on(weir::command::run_async(&mut store, &linker, &component)) {
+    let result = runtime.block_on(weir::command::run_async(&mut store, &linker, &component));
+    if args.stats {
+        weir::io::stdio::flush_stdio();
+        eprintln!("weir stats: {}", stats.summary());
+    }
+    match result {
         // Exit statuses are 0..=255 on Unix; wrap like a shell would.
         Ok(outcome) => Ok(outcome.exit_code() as u8),
         Err(error) => {

@@ -64,17 +64,29 @@ pub struct WasiOptions {
     pub max_resources: Option<usize>,
     pub hostcall_fuel: Option<usize>,
     pub cwd: Option<String>,
-    /// Networking switches: accepted for compatibility; Weir has no sockets yet, so a guest
-    /// importing `wasi:sockets` fails to link whatever these say.
+    /// Networking switches, as in `wasmtime run`.
     pub network: NetworkSwitches,
 }
 
-#[derive(Default, Debug)]
+/// `-S inherit-network` allows every address (without it, only `--allow` rules do);
+/// `-S udp=n` / `-S tcp=n` turn a protocol off entirely (both on by default, as in wasmtime).
+#[derive(Debug)]
 pub struct NetworkSwitches {
     pub inherit_network: bool,
     pub tcp: bool,
     pub udp: bool,
     pub allow_ip_name_lookup: bool,
+}
+
+impl Default for NetworkSwitches {
+    fn default() -> Self {
+        NetworkSwitches {
+            inherit_network: false,
+            tcp: true,
+            udp: true,
+            allow_ip_name_lookup: false,
+        }
+    }
 }
 
 const WASI_KEYS: &str = "cli, inherit-env, inherit-stdin, inherit-stdout, inherit-stderr, \

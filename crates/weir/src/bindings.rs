@@ -22,6 +22,7 @@ wasmtime::component::bindgen!({
     trappable_error_type: {
         "wasi:io/streams.stream-error" => crate::io::StreamError,
         "wasi:filesystem/types.error-code" => crate::filesystem::FsError,
+        "wasi:sockets/network.error-code" => crate::sockets::SocketError,
     },
     with: {
         "wasi:io/error.error": crate::io::IoError,
@@ -30,6 +31,10 @@ wasmtime::component::bindgen!({
         "wasi:io/streams.output-stream": crate::io::OutputStreamResource,
         "wasi:filesystem/types.descriptor": crate::filesystem::Descriptor,
         "wasi:filesystem/types.directory-entry-stream": crate::filesystem::DirectoryEntryStream,
+        "wasi:sockets/network.network": crate::sockets::Network,
+        "wasi:sockets/udp.udp-socket": crate::sockets::udp::UdpSocket,
+        "wasi:sockets/udp.incoming-datagram-stream": crate::sockets::udp::IncomingDatagramStream,
+        "wasi:sockets/udp.outgoing-datagram-stream": crate::sockets::udp::OutgoingDatagramStream,
         "wasi:cli/terminal-input.terminal-input": crate::cli::TerminalInput,
         "wasi:cli/terminal-output.terminal-output": crate::cli::TerminalOutput,
     },

@@ -9,6 +9,7 @@ use wasmtime::component::ResourceTable;
 use crate::cli::{InputSource, OutputSource};
 use crate::filesystem::{DirPerms, FilePerms, Preopen};
 use crate::io::{ClosedInputStream, SinkOutputStream};
+use crate::sockets::{NetworkPolicy, NetworkStats, SocketsCtx};
 
 /// Everything WASI needs for one component instance, except the resource table.
 ///
@@ -24,6 +25,14 @@ pub struct WasiCtx {
     pub(crate) secure_random: Box<dyn RngCore + Send>,
     pub(crate) insecure_random: Box<dyn RngCore + Send>,
     pub(crate) insecure_seed: (u64, u64),
+    pub(crate) sockets: SocketsCtx,
+}
+
+impl WasiCtx {
+    /// The instance's network counters (datagrams and bytes sent and received, denials).
+    pub fn network_stats(&self) -> Arc<NetworkStats> {
+        self.sockets.stats.clone()
+    }
 }
 
 /// What the WASI host functions operate on: the context and the store's resource table.
@@ -90,6 +99,7 @@ impl WasiCtxBuilder {
                 secure_random: Box::new(rand::rngs::StdRng::from_os_rng()),
                 insecure_random: Box::new(rand::rngs::StdRng::from_os_rng()),
                 insecure_seed,
+                sockets: SocketsCtx::default(),
             },
         }
     }
@@ -195,6 +205,26 @@ impl WasiCtxBuilder {
             .preopens
             .push(Preopen::new(dir, guest_path.into(), dir_perms, file_perms));
         Ok(self)
+    }
+
+    /// The network policy (default: deny everything).
+    pub fn network_policy(&mut self, policy: NetworkPolicy) -> &mut Self {
+        self.ctx.sockets.config.policy = Arc::new(policy);
+        self
+    }
+
+    /// Whether the guest may create UDP sockets at all (default: yes; what it may do with
+    /// them is up to the network policy).
+    pub fn allow_udp(&mut self, enabled: bool) -> &mut Self {
+        self.ctx.sockets.config.udp = enabled;
+        self
+    }
+
+    /// The most UDP sockets the guest may have open at once (default
+    /// [`crate::sockets::DEFAULT_MAX_UDP_SOCKETS`]); one more is `new-socket-limit`.
+    pub fn max_udp_sockets(&mut self, max: usize) -> &mut Self {
+        self.ctx.sockets.config.max_udp_sockets = max;
+        self
     }
 
     /// The source of `wasi:random/random`. It must be cryptographically secure.

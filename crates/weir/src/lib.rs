@@ -38,7 +38,9 @@ pub mod filesystem;
 pub mod io;
 mod linker;
 pub mod random;
+pub mod sockets;
 mod sync;
+mod sys;
 
 pub use cli::{I32Exit, InputSource, OutputSource};
 pub use ctx::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};

@@ -37,6 +37,10 @@ fn add_nonblocking<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::R
     wasi::cli::terminal_stderr::add_to_linker::<T, HasWasi>(linker, get)?;
     wasi::filesystem::types::add_to_linker::<T, HasWasi>(linker, get)?;
     wasi::filesystem::preopens::add_to_linker::<T, HasWasi>(linker, get)?;
+    wasi::sockets::network::add_to_linker::<T, HasWasi>(linker, &Default::default(), get)?;
+    wasi::sockets::instance_network::add_to_linker::<T, HasWasi>(linker, get)?;
+    wasi::sockets::udp::add_to_linker::<T, HasWasi>(linker, get)?;
+    wasi::sockets::udp_create_socket::add_to_linker::<T, HasWasi>(linker, get)?;
     Ok(())
 }
 

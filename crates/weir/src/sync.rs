@@ -24,6 +24,17 @@ fn fallback_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Runs `f` where a tokio reactor is current (the caller's runtime, or Weir's own), so that
+/// I/O objects created inside register with a running reactor.
+pub(crate) fn with_reactor<R>(f: impl FnOnce() -> R) -> R {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        f()
+    } else {
+        let _guard = fallback_runtime().enter();
+        f()
+    }
+}
+
 /// Runs `future` to completion on this thread, whether or not a tokio runtime is current.
 pub(crate) fn block_on<F: Future + Send>(future: F) -> F::Output
 where

@@ -1,0 +1,262 @@
+//! `wasi:sockets`: network, instance-network, UDP, under a deny-by-default [`NetworkPolicy`].
+//!
+//! TCP and `ip-name-lookup` are not implemented yet; a component importing them fails to
+//! link.
+
+mod policy;
+pub mod udp;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use wasmtime::component::Resource;
+
+pub use policy::{Action, Cidr, Decision, NetworkPolicy, NetworkUse, PolicyError, Rule};
+
+use crate::WasiCtxView;
+use crate::bindings::wasi::sockets::instance_network;
+use crate::bindings::wasi::sockets::network::{
+    self as network_bindings, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
+    Ipv6SocketAddress,
+};
+use crate::io::IoError;
+
+/// Default for [`SocketsConfig::max_udp_sockets`].
+pub const DEFAULT_MAX_UDP_SOCKETS: usize = 256;
+
+/// Per-instance network settings.
+#[derive(Clone, Debug)]
+pub struct SocketsConfig {
+    /// Which addresses the guest may use, and how.
+    pub policy: Arc<NetworkPolicy>,
+    /// Whether `create-udp-socket` works at all (`-S udp`).
+    pub udp: bool,
+    /// The most UDP sockets the guest may have open at once.
+    pub max_udp_sockets: usize,
+}
+
+impl Default for SocketsConfig {
+    fn default() -> Self {
+        SocketsConfig {
+            policy: Arc::new(NetworkPolicy::deny_all()),
+            udp: true,
+            max_udp_sockets: DEFAULT_MAX_UDP_SOCKETS,
+        }
+    }
+}
+
+/// Per-instance network counters (`weir run --stats` prints them).
+#[derive(Debug, Default)]
+pub struct NetworkStats {
+    /// UDP datagrams sent.
+    pub udp_datagrams_sent: AtomicU64,
+    /// UDP payload bytes sent.
+    pub udp_bytes_sent: AtomicU64,
+    /// UDP datagrams received (and returned to the guest).
+    pub udp_datagrams_received: AtomicU64,
+    /// UDP payload bytes received.
+    pub udp_bytes_received: AtomicU64,
+    /// Operations the policy denied (including dropped incoming datagrams).
+    pub denied: AtomicU64,
+}
+
+impl NetworkStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A one-line summary.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "udp: {} datagrams / {} bytes sent, {} datagrams / {} bytes received; {} denied",
+            get(&self.udp_datagrams_sent),
+            get(&self.udp_bytes_sent),
+            get(&self.udp_datagrams_received),
+            get(&self.udp_bytes_received),
+            get(&self.denied),
+        )
+    }
+}
+
+/// The socket part of a [`crate::WasiCtx`].
+#[derive(Default)]
+pub(crate) struct SocketsCtx {
+    pub(crate) config: SocketsConfig,
+    pub(crate) stats: Arc<NetworkStats>,
+    pub(crate) open_udp_sockets: Arc<AtomicUsize>,
+}
+
+/// The guest's `network` resource: the policy it was created under.
+pub struct Network {
+    pub(crate) policy: Arc<NetworkPolicy>,
+}
+
+/// A `wasi:sockets` failure: an error code for the guest, or a trap.
+#[derive(Debug)]
+pub enum SocketError {
+    /// Returned to the guest as `error-code`.
+    Code(ErrorCode),
+    /// Traps the guest.
+    Trap(wasmtime::Error),
+}
+
+impl std::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketError::Code(code) => write!(f, "{code:?}"),
+            SocketError::Trap(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for SocketError {}
+
+impl From<ErrorCode> for SocketError {
+    fn from(code: ErrorCode) -> Self {
+        SocketError::Code(code)
+    }
+}
+
+impl From<std::io::Error> for SocketError {
+    fn from(error: std::io::Error) -> Self {
+        SocketError::Code(crate::sys::socket_error_code(&error))
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for SocketError {
+    fn from(error: wasmtime::component::ResourceTableError) -> Self {
+        SocketError::Trap(error.into())
+    }
+}
+
+impl From<wasmtime::Error> for SocketError {
+    fn from(error: wasmtime::Error) -> Self {
+        SocketError::Trap(error)
+    }
+}
+
+/// Result of a socket operation.
+pub type SocketResult<T> = Result<T, SocketError>;
+
+/// Checks `network_use` of `address` against `policy`; a denial is logged, counted and
+/// reported as `access-denied`.
+pub(crate) fn enforce(
+    policy: &NetworkPolicy,
+    stats: &NetworkStats,
+    network_use: NetworkUse,
+    address: SocketAddr,
+) -> SocketResult<()> {
+    match policy.check(network_use, address) {
+        Decision::Allowed(_) => Ok(()),
+        Decision::Denied(rule) => {
+            let rule = rule
+                .as_deref()
+                .unwrap_or("no allow rule matched (deny by default)");
+            tracing::warn!(target: "weir::policy", %address, r#use = %network_use, rule, "network access denied");
+            NetworkStats::add(&stats.denied, 1);
+            Err(ErrorCode::AccessDenied.into())
+        }
+    }
+}
+
+/// WIT address → Rust address.
+pub(crate) fn to_socket_addr(address: IpSocketAddress) -> SocketAddr {
+    match address {
+        IpSocketAddress::Ipv4(a) => {
+            let (x, y, z, w) = a.address;
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(x, y, z, w), a.port))
+        }
+        IpSocketAddress::Ipv6(a) => {
+            let (s0, s1, s2, s3, s4, s5, s6, s7) = a.address;
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7),
+                a.port,
+                a.flow_info,
+                a.scope_id,
+            ))
+        }
+    }
+}
+
+/// Rust address → WIT address.
+pub(crate) fn from_socket_addr(address: SocketAddr) -> IpSocketAddress {
+    match address {
+        SocketAddr::V4(a) => {
+            let [x, y, z, w] = a.ip().octets();
+            IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                port: a.port(),
+                address: (x, y, z, w),
+            })
+        }
+        SocketAddr::V6(a) => {
+            let s = a.ip().segments();
+            IpSocketAddress::Ipv6(Ipv6SocketAddress {
+                port: a.port(),
+                flow_info: a.flowinfo(),
+                address: (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+                scope_id: a.scope_id(),
+            })
+        }
+    }
+}
+
+/// The family of an address, with IPv4-mapped IPv6 addresses refused: WASI sockets of the
+/// IPv6 family are IPv6-only.
+pub(crate) fn check_family(family: IpAddressFamily, address: &SocketAddr) -> SocketResult<()> {
+    match (family, address) {
+        (IpAddressFamily::Ipv4, SocketAddr::V4(_)) => Ok(()),
+        (IpAddressFamily::Ipv6, SocketAddr::V6(a)) if a.ip().to_ipv4_mapped().is_none() => Ok(()),
+        _ => Err(ErrorCode::InvalidArgument.into()),
+    }
+}
+
+/// A usable remote address: right family, not unspecified, not port 0.
+pub(crate) fn check_remote(family: IpAddressFamily, address: &SocketAddr) -> SocketResult<()> {
+    check_family(family, address)?;
+    if address.ip().is_unspecified() || address.port() == 0 {
+        return Err(ErrorCode::InvalidArgument.into());
+    }
+    Ok(())
+}
+
+pub(crate) fn is_ipv4(family: IpAddressFamily) -> bool {
+    matches!(family, IpAddressFamily::Ipv4)
+}
+
+impl network_bindings::Host for WasiCtxView<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        match error {
+            SocketError::Code(code) => Ok(code),
+            SocketError::Trap(error) => Err(error),
+        }
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<IoError>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        Ok(self
+            .table
+            .get(&err)?
+            .as_io()
+            .map(crate::sys::socket_error_code))
+    }
+}
+
+impl network_bindings::HostNetwork for WasiCtxView<'_> {
+    fn drop(&mut self, network: Resource<Network>) -> wasmtime::Result<()> {
+        self.table.delete(network)?;
+        Ok(())
+    }
+}
+
+impl instance_network::Host for WasiCtxView<'_> {
+    fn instance_network(&mut self) -> wasmtime::Result<Resource<Network>> {
+        let network = Network {
+            policy: self.ctx.sockets.config.policy.clone(),
+        };
+        Ok(self.table.push(network)?)
+    }
+}

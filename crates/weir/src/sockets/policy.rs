@@ -1,0 +1,556 @@
+//! The network policy: which address and port a guest may use for what. Deny by default.
+//!
+//! A policy is a list of allow and deny rules. Each rule names the uses it covers
+//! (`udp-bind`, `udp-send`, ...), an address range in CIDR form and a port range. An
+//! operation is allowed when an allow rule matches it and no deny rule does (deny wins).
+//!
+//! Text form of a rule (`weir run --allow` / `--deny`): `USES=CIDR[:PORTS]`, for example
+//! `udp-send=127.0.0.0/8:5000-5999`, `udp-bind,udp-receive=0.0.0.0/0`, `udp-send=[::1]/128:53`
+//! or `*=*` (every use, every address, every port). A bare address is a single host
+//! (`/32` or `/128`).
+//!
+//! TOML form (`weir run --policy FILE`):
+//!
+//! ```toml
+//! [[allow]]
+//! uses = ["udp-send", "udp-receive"]
+//! cidr = "127.0.0.0/8"
+//! ports = "5000-5999"
+//!
+//! [[deny]]
+//! uses = ["udp-send"]
+//! cidr = "127.0.0.2"
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+
+/// What a guest wants to do with an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkUse {
+    /// Bind a UDP socket to a local address.
+    UdpBind,
+    /// Send UDP datagrams to (or connect a UDP socket to) a remote address.
+    UdpSend,
+    /// Receive UDP datagrams from a remote address.
+    UdpReceive,
+    /// Bind a TCP socket.
+    TcpBind,
+    /// Connect a TCP socket.
+    TcpConnect,
+    /// Listen on a TCP socket.
+    TcpListen,
+    /// Accept a TCP connection from a remote address.
+    TcpAccept,
+    /// Resolve host names.
+    IpNameLookup,
+}
+
+impl NetworkUse {
+    /// Every use.
+    pub const ALL: [NetworkUse; 8] = [
+        NetworkUse::UdpBind,
+        NetworkUse::UdpSend,
+        NetworkUse::UdpReceive,
+        NetworkUse::TcpBind,
+        NetworkUse::TcpConnect,
+        NetworkUse::TcpListen,
+        NetworkUse::TcpAccept,
+        NetworkUse::IpNameLookup,
+    ];
+
+    /// The UDP uses.
+    pub const UDP: [NetworkUse; 3] = [
+        NetworkUse::UdpBind,
+        NetworkUse::UdpSend,
+        NetworkUse::UdpReceive,
+    ];
+
+    /// The TCP uses.
+    pub const TCP: [NetworkUse; 4] = [
+        NetworkUse::TcpBind,
+        NetworkUse::TcpConnect,
+        NetworkUse::TcpListen,
+        NetworkUse::TcpAccept,
+    ];
+
+    /// The rule-file name of this use.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkUse::UdpBind => "udp-bind",
+            NetworkUse::UdpSend => "udp-send",
+            NetworkUse::UdpReceive => "udp-receive",
+            NetworkUse::TcpBind => "tcp-bind",
+            NetworkUse::TcpConnect => "tcp-connect",
+            NetworkUse::TcpListen => "tcp-listen",
+            NetworkUse::TcpAccept => "tcp-accept",
+            NetworkUse::IpNameLookup => "ip-name-lookup",
+        }
+    }
+}
+
+impl fmt::Display for NetworkUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for NetworkUse {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        NetworkUse::ALL
+            .into_iter()
+            .find(|u| u.name() == s)
+            .ok_or_else(|| {
+                PolicyError(format!(
+                    "unknown network use `{s}` (known: udp-bind, udp-send, udp-receive, \
+                     tcp-bind, tcp-connect, tcp-listen, tcp-accept, ip-name-lookup, *)"
+                ))
+            })
+    }
+}
+
+/// A malformed rule or policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError(pub String);
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// An address range in CIDR form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Every IPv4 and IPv6 address (written `*`).
+    pub const ANY: Cidr = Cidr {
+        address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        prefix: 0,
+    };
+
+    fn any_family(&self) -> bool {
+        *self == Cidr::ANY
+    }
+
+    /// Whether `ip` is in the range. IPv4-mapped IPv6 addresses match IPv4 ranges.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        if self.any_family() {
+            return true;
+        }
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        if s == "*" {
+            return Ok(Cidr::ANY);
+        }
+        let bad = || PolicyError(format!("`{s}` is not an address or CIDR range"));
+        // Brackets around IPv6 are optional: `[::1]/128`, `[fd00::/8]`, `::1`.
+        let unbracketed: String = s.chars().filter(|c| !matches!(c, '[' | ']')).collect();
+        let (address, prefix) = match unbracketed.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (unbracketed.as_str(), None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| bad())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { address, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.any_family() {
+            return f.write_str("*");
+        }
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, PolicyError> {
+    if s == "*" {
+        return Ok(0..=u16::MAX);
+    }
+    let bad = || PolicyError(format!("`{s}` is not a port or port range (`N` or `N-M`)"));
+    let (low, high) = s.split_once('-').unwrap_or((s, s));
+    let low: u16 = low.parse().map_err(|_| bad())?;
+    let high: u16 = high.parse().map_err(|_| bad())?;
+    if low > high {
+        return Err(bad());
+    }
+    Ok(low..=high)
+}
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The rule permits what it matches.
+    Allow,
+    /// The rule forbids what it matches (and wins over any allow).
+    Deny,
+}
+
+/// One rule of a [`NetworkPolicy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Allow or deny.
+    pub action: Action,
+    /// The uses it covers.
+    pub uses: Vec<NetworkUse>,
+    /// The addresses it covers.
+    pub cidr: Cidr,
+    /// The ports it covers.
+    pub ports: RangeInclusive<u16>,
+}
+
+impl Rule {
+    /// Parses `USES=CIDR[:PORTS]` (see the module docs).
+    pub fn parse(action: Action, text: &str) -> Result<Rule, PolicyError> {
+        let (uses, target) = text.split_once('=').ok_or_else(|| {
+            PolicyError(format!(
+                "`{text}`: expected USES=CIDR[:PORTS], e.g. udp-send=127.0.0.0/8:5000-5999"
+            ))
+        })?;
+        let uses = parse_uses(uses.split(','))?;
+        let (cidr, ports) = split_target(target);
+        Ok(Rule {
+            action,
+            uses,
+            cidr: cidr.parse()?,
+            ports: match ports {
+                Some(p) => parse_ports(p)?,
+                None => 0..=u16::MAX,
+            },
+        })
+    }
+
+    fn matches(&self, network_use: NetworkUse, address: SocketAddr) -> bool {
+        self.uses.contains(&network_use)
+            && self.cidr.contains(address.ip())
+            && self.ports.contains(&address.port())
+    }
+}
+
+fn parse_uses<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<NetworkUse>, PolicyError> {
+    let mut uses = Vec::new();
+    for name in names {
+        let name = name.trim();
+        if name == "*" || name == "all" {
+            uses.extend(NetworkUse::ALL);
+        } else {
+            uses.push(name.parse()?);
+        }
+    }
+    if uses.is_empty() {
+        return Err(PolicyError("a rule must name at least one use".into()));
+    }
+    Ok(uses)
+}
+
+/// Splits `CIDR[:PORTS]`, where an IPv6 CIDR is written in brackets (`[::1]/128:53`).
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = target.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+    {
+        let after = &rest[end + 1..];
+        // `[addr]/prefix:ports`, `[addr/prefix]:ports` or `[addr]:ports`.
+        return match after.rfind(':') {
+            Some(colon) => (&target[..end + 2 + colon], Some(&after[colon + 1..])),
+            None => (target, None),
+        };
+    }
+    if target.matches(':').count() > 1 {
+        // An unbracketed IPv6 address: no ports.
+        return (target, None);
+    }
+    match target.split_once(':') {
+        Some((cidr, ports)) => (cidr, Some(ports)),
+        None => (target, None),
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let action = match self.action {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+        };
+        let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
+        write!(
+            f,
+            "{action} {}={}:{}-{}",
+            uses.join(","),
+            self.cidr,
+            self.ports.start(),
+            self.ports.end()
+        )
+    }
+}
+
+/// The outcome of a policy check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by this rule.
+    Allowed(String),
+    /// Denied by this rule, or by default (`None`: no allow rule matched).
+    Denied(Option<String>),
+}
+
+impl Decision {
+    /// Whether the operation may proceed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed(_))
+    }
+}
+
+/// A set of allow/deny rules; everything not allowed is denied.
+///
+/// ```
+/// use weir::sockets::{NetworkPolicy, NetworkUse};
+/// let policy = NetworkPolicy::deny_all()
+///     .allow("udp-send=127.0.0.0/8:5000-5999").unwrap()
+///     .deny("udp-send=127.0.0.2").unwrap();
+/// assert!(policy.is_allowed(NetworkUse::UdpSend, "127.0.0.1:5000".parse().unwrap()));
+/// assert!(!policy.is_allowed(NetworkUse::UdpSend, "127.0.0.2:5000".parse().unwrap()));
+/// assert!(!policy.is_allowed(NetworkUse::UdpSend, "127.0.0.1:6000".parse().unwrap()));
+/// assert!(!policy.is_allowed(NetworkUse::UdpBind, "127.0.0.1:5000".parse().unwrap()));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkPolicy {
+    rules: Vec<Rule>,
+}
+
+impl NetworkPolicy {
+    /// No network access at all (the default).
+    pub fn deny_all() -> Self {
+        NetworkPolicy::default()
+    }
+
+    /// Every use of every address (`weir run -S inherit-network`).
+    pub fn allow_all() -> Self {
+        NetworkPolicy::deny_all().with_rule(Rule {
+            action: Action::Allow,
+            uses: NetworkUse::ALL.to_vec(),
+            cidr: Cidr::ANY,
+            ports: 0..=u16::MAX,
+        })
+    }
+
+    /// Adds a rule.
+    pub fn with_rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds an allow rule in text form.
+    pub fn allow(self, rule: &str) -> Result<Self, PolicyError> {
+        Ok(self.with_rule(Rule::parse(Action::Allow, rule)?))
+    }
+
+    /// Adds a deny rule in text form.
+    pub fn deny(self, rule: &str) -> Result<Self, PolicyError> {
+        Ok(self.with_rule(Rule::parse(Action::Deny, rule)?))
+    }
+
+    /// Adds the rules of a TOML policy (see the module docs).
+    pub fn with_toml(mut self, text: &str) -> Result<Self, PolicyError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            #[serde(default)]
+            allow: Vec<TomlRule>,
+            #[serde(default)]
+            deny: Vec<TomlRule>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct TomlRule {
+            uses: Vec<String>,
+            #[serde(default)]
+            cidr: Option<String>,
+            #[serde(default)]
+            ports: Option<String>,
+        }
+        let file: File =
+            toml::from_str(text).map_err(|e| PolicyError(format!("policy file: {e}")))?;
+        for (action, rules) in [(Action::Allow, file.allow), (Action::Deny, file.deny)] {
+            for rule in rules {
+                self.rules.push(Rule {
+                    action,
+                    uses: parse_uses(rule.uses.iter().map(String::as_str))?,
+                    cidr: rule.cidr.as_deref().unwrap_or("*").parse()?,
+                    ports: parse_ports(rule.ports.as_deref().unwrap_or("*"))?,
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// The rules, in the order they were added.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Decides whether `network_use` of `address` is allowed, naming the deciding rule.
+    pub fn check(&self, network_use: NetworkUse, address: SocketAddr) -> Decision {
+        let mut allowed_by = None;
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.matches(network_use, address))
+        {
+            match rule.action {
+                Action::Deny => return Decision::Denied(Some(rule.to_string())),
+                Action::Allow => allowed_by = allowed_by.or(Some(rule)),
+            }
+        }
+        match allowed_by {
+            Some(rule) => Decision::Allowed(rule.to_string()),
+            None => Decision::Denied(None),
+        }
+    }
+
+    /// Shorthand for `check(..).is_allowed()`.
+    pub fn is_allowed(&self, network_use: NetworkUse, address: SocketAddr) -> bool {
+        self.check(network_use, address).is_allowed()
+    }
+
+    /// Whether any rule could allow `network_use` at all.
+    pub fn may_allow(&self, network_use: NetworkUse) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.action == Action::Allow && r.uses.contains(&network_use))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn deny_is_the_default() {
+        let policy = NetworkPolicy::deny_all();
+        assert_eq!(
+            policy.check(NetworkUse::UdpSend, addr("127.0.0.1:1")),
+            Decision::Denied(None)
+        );
+    }
+
+    #[test]
+    fn deny_wins_over_allow_in_any_order() {
+        let policy = NetworkPolicy::deny_all()
+            .deny("udp-send=10.0.0.0/8:53")
+            .unwrap()
+            .allow("*=*")
+            .unwrap();
+        assert!(!policy.is_allowed(NetworkUse::UdpSend, addr("10.1.2.3:53")));
+        assert!(policy.is_allowed(NetworkUse::UdpSend, addr("10.1.2.3:54")));
+        assert!(policy.is_allowed(NetworkUse::UdpReceive, addr("10.1.2.3:53")));
+        match policy.check(NetworkUse::UdpSend, addr("10.1.2.3:53")) {
+            Decision::Denied(Some(rule)) => {
+                assert!(rule.contains("deny udp-send=10.0.0.0/8:53-53"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cidr_and_port_ranges() {
+        let policy = NetworkPolicy::deny_all()
+            .allow("udp-bind,udp-receive=192.168.4.0/22:1000-2000")
+            .unwrap()
+            .allow("udp-send=[::1]/128:53")
+            .unwrap()
+            .allow("udp-send=[fd00::/8]")
+            .unwrap();
+        assert!(policy.is_allowed(NetworkUse::UdpBind, addr("192.168.7.255:1000")));
+        assert!(!policy.is_allowed(NetworkUse::UdpBind, addr("192.168.8.0:1000")));
+        assert!(!policy.is_allowed(NetworkUse::UdpBind, addr("192.168.4.1:2001")));
+        assert!(!policy.is_allowed(NetworkUse::UdpSend, addr("192.168.4.1:1500")));
+        assert!(policy.is_allowed(NetworkUse::UdpSend, addr("[::1]:53")));
+        assert!(!policy.is_allowed(NetworkUse::UdpSend, addr("[::1]:54")));
+        assert!(policy.is_allowed(NetworkUse::UdpSend, addr("[fd12::1]:9")));
+        // IPv4-mapped IPv6 addresses are judged as IPv4.
+        assert!(policy.is_allowed(NetworkUse::UdpReceive, addr("[::ffff:192.168.5.5]:1500")));
+    }
+
+    #[test]
+    fn malformed_rules_are_clear_errors() {
+        for (rule, needle) in [
+            ("udp-send", "expected USES=CIDR"),
+            ("udp-sned=127.0.0.1", "unknown network use `udp-sned`"),
+            ("udp-send=127.0.0.1/33", "not an address or CIDR"),
+            ("udp-send=127.0.0.1:99999", "not a port"),
+            ("udp-send=127.0.0.1:9-1", "not a port"),
+            ("udp-send=localhost", "not an address"),
+        ] {
+            let error = NetworkPolicy::deny_all()
+                .allow(rule)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{rule}: {error}");
+        }
+    }
+
+    #[test]
+    fn toml_policy() {
+        let policy = NetworkPolicy::deny_all()
+            .with_toml(
+                r#"
+                [[allow]]
+                uses = ["udp-send", "udp-receive"]
+                cidr = "127.0.0.0/8"
+                ports = "5000-5999"
+                [[deny]]
+                uses = ["udp-send"]
+                cidr = "127.0.0.2"
+                "#,
+            )
+            .unwrap();
+        assert!(policy.is_allowed(NetworkUse::UdpSend, addr("127.0.0.1:5000")));
+        assert!(!policy.is_allowed(NetworkUse::UdpSend, addr("127.0.0.2:5000")));
+        assert!(policy.is_allowed(NetworkUse::UdpReceive, addr("127.0.0.2:5000")));
+        let error = NetworkPolicy::deny_all()
+            .with_toml("[[allow]]\nuse = 1")
+            .unwrap_err();
+        assert!(error.to_string().contains("policy file"), "{error}");
+    }
+}

@@ -1,0 +1,727 @@
+//! `wasi:sockets/udp` and `udp-create-socket`.
+//!
+//! Sends are batched into as few system calls as the kernel allows: consecutive datagrams to
+//! the same destination with the same size go out as one UDP GSO (`UDP_SEGMENT`) send;
+//! receives use `recvmmsg` with GRO (both through `quinn-udp`, which detects kernel support at
+//! run time and falls back to one datagram per call). Receive buffers are allocated once per
+//! stream and reused.
+
+use std::collections::VecDeque;
+use std::io::IoSliceMut;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use tokio::io::Interest;
+use wasmtime::component::Resource;
+
+use super::{
+    Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, check_family,
+    check_remote, enforce, from_socket_addr, is_ipv4, to_socket_addr,
+};
+use crate::WasiCtxView;
+use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
+use crate::bindings::wasi::sockets::udp::{
+    self as udp_bindings, IncomingDatagram, OutgoingDatagram,
+};
+use crate::bindings::wasi::sockets::udp_create_socket;
+use crate::io::{Pollable, PollableResource, subscribe};
+
+/// The most datagrams one `check-send` permits (the kernel's GSO segment limit is 64).
+pub const MAX_SEND_PERMIT: usize = 64;
+/// Receive buffers per incoming stream; each holds one datagram, or several with GRO.
+const RECEIVE_BUFFERS: usize = 8;
+/// Size of one receive buffer: the largest UDP payload, or one GRO batch.
+const RECEIVE_BUFFER_BYTES: usize = 65536;
+/// Largest UDP payload over IPv4 and IPv6.
+const MAX_PAYLOAD_V4: usize = 65507;
+const MAX_PAYLOAD_V6: usize = 65527;
+/// Size assumed for the next datagrams before the guest sent any.
+const INITIAL_SIZE_ESTIMATE: usize = 1500;
+
+/// Releases a slot of the per-instance socket limit when the socket closes.
+struct SocketSlot(Arc<AtomicUsize>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// State shared by a socket and its streams.
+pub(crate) struct UdpShared {
+    socket: tokio::net::UdpSocket,
+    family: IpAddressFamily,
+    quinn: UdpSocketState,
+    /// Bumped by each `stream` call: streams from earlier calls stop working.
+    generation: AtomicU64,
+    /// `SO_SNDBUF`, cached: it only changes through `set-send-buffer-size`.
+    send_buffer_bytes: AtomicUsize,
+    stats: Arc<NetworkStats>,
+    _slot: SocketSlot,
+}
+
+impl UdpShared {
+    fn max_payload(&self) -> usize {
+        if is_ipv4(self.family) {
+            MAX_PAYLOAD_V4
+        } else {
+            MAX_PAYLOAD_V6
+        }
+    }
+
+    /// Sends `contents` (one datagram, or equal-size segments with GSO) to `destination`.
+    fn transmit(
+        &self,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> std::io::Result<()> {
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size,
+            src_ip: None,
+        };
+        // Straight to the kernel: tokio's cached readiness may lag behind the socket.
+        let result = self
+            .quinn
+            .try_send(UdpSockRef::from(&self.socket), &transmit);
+        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            self.clear_readiness(Interest::WRITABLE);
+        }
+        result
+    }
+
+    /// Forgets tokio's cached readiness so that the next wait really waits for the kernel.
+    fn clear_readiness(&self, interest: Interest) {
+        let _ = self.socket.try_io(interest, || {
+            Err::<(), _>(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+        });
+    }
+
+    /// Datagrams the socket can take now, from its free send-buffer space (`SIOCOUTQ`
+    /// against `SO_SNDBUF`). Linux reports a UDP socket writable while less than half of its
+    /// send buffer is in use; the permit follows the same rule, so that `ok(0)` and the
+    /// pollable agree.
+    fn send_permit(&self, size_estimate: usize) -> SocketResult<usize> {
+        let capacity = self.send_buffer_bytes.load(Ordering::Relaxed);
+        let queued = crate::sys::send_queue_bytes(&self.socket)?;
+        if queued.saturating_mul(2) >= capacity {
+            self.clear_readiness(Interest::WRITABLE);
+            return Ok(0);
+        }
+        Ok(((capacity - queued) / size_estimate.max(1)).clamp(1, MAX_SEND_PERMIT))
+    }
+
+    fn refresh_send_buffer_bytes(&self) -> std::io::Result<()> {
+        let bytes = socket2::SockRef::from(&self.socket).send_buffer_size()?;
+        self.send_buffer_bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UdpState {
+    Unbound,
+    BindStarted,
+    Bound,
+    Connected(SocketAddr),
+}
+
+/// The guest's `udp-socket` resource.
+pub struct UdpSocket {
+    shared: Arc<UdpShared>,
+    state: UdpState,
+    /// The policy of the network the socket was bound on.
+    policy: Option<Arc<NetworkPolicy>>,
+    /// The address given to `start-bind`, with the port the kernel picked.
+    bound_address: Option<SocketAddr>,
+}
+
+impl UdpSocket {
+    fn new(
+        family: IpAddressFamily,
+        stats: Arc<NetworkStats>,
+        slot: SocketSlot,
+    ) -> SocketResult<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let domain = if is_ipv4(family) {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let socket = Socket::new(
+            domain,
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(Protocol::UDP),
+        )?;
+        if !is_ipv4(family) {
+            socket.set_only_v6(true)?;
+        }
+        let quinn = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        crate::sys::allow_fragmentation(&socket, !is_ipv4(family))?;
+        let send_buffer_bytes = AtomicUsize::new(socket.send_buffer_size()?);
+        let std_socket: std::net::UdpSocket = socket.into();
+        let socket = crate::sync::with_reactor(|| tokio::net::UdpSocket::from_std(std_socket))?;
+        Ok(UdpSocket {
+            shared: Arc::new(UdpShared {
+                socket,
+                family,
+                quinn,
+                generation: AtomicU64::new(0),
+                send_buffer_bytes,
+                stats,
+                _slot: slot,
+            }),
+            state: UdpState::Unbound,
+            policy: None,
+            bound_address: None,
+        })
+    }
+
+    fn policy(&self) -> SocketResult<&Arc<NetworkPolicy>> {
+        self.policy
+            .as_ref()
+            .ok_or(SocketError::Code(ErrorCode::InvalidState))
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for UdpSocket {
+    // Binding completes within `start-bind`: nothing to wait for.
+    async fn ready(&mut self) {}
+}
+
+/// The guest's `incoming-datagram-stream` resource.
+pub struct IncomingDatagramStream {
+    shared: Arc<UdpShared>,
+    generation: u64,
+    remote: Option<SocketAddr>,
+    policy: Arc<NetworkPolicy>,
+    /// Datagrams received (e.g. in one GRO batch) beyond what the guest asked for.
+    pending: VecDeque<IncomingDatagram>,
+    /// Receive buffers, allocated on first use and reused.
+    buffers: Vec<u8>,
+}
+
+/// The guest's `outgoing-datagram-stream` resource.
+pub struct OutgoingDatagramStream {
+    shared: Arc<UdpShared>,
+    generation: u64,
+    remote: Option<SocketAddr>,
+    policy: Arc<NetworkPolicy>,
+    /// The grant of the last `check-send`, consumed by `send`.
+    permit: Option<usize>,
+    size_estimate: usize,
+    /// Reused staging buffer for GSO batches.
+    batch: Vec<u8>,
+}
+
+fn is_current(shared: &UdpShared, generation: u64) -> bool {
+    shared.generation.load(Ordering::Acquire) == generation
+}
+
+fn require_current(shared: &UdpShared, generation: u64) -> SocketResult<()> {
+    if is_current(shared, generation) {
+        Ok(())
+    } else {
+        // Superseded by a later `stream` call: only the newest pair is operational.
+        Err(ErrorCode::InvalidState.into())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for IncomingDatagramStream {
+    async fn ready(&mut self) {
+        if !self.pending.is_empty() || !is_current(&self.shared, self.generation) {
+            return;
+        }
+        let _ = self.shared.socket.readable().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for OutgoingDatagramStream {
+    async fn ready(&mut self) {
+        if !is_current(&self.shared, self.generation) {
+            return;
+        }
+        let _ = self.shared.socket.writable().await;
+    }
+}
+
+impl IncomingDatagramStream {
+    fn receive(&mut self, max_results: u64) -> SocketResult<Vec<IncomingDatagram>> {
+        require_current(&self.shared, self.generation)?;
+        let max = usize::try_from(max_results).unwrap_or(usize::MAX).min(1024);
+        let mut results = Vec::new();
+        while results.len() < max {
+            if let Some(datagram) = self.pending.pop_front() {
+                results.push(datagram);
+                continue;
+            }
+            match self.receive_batch() {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) if results.is_empty() => return Err(error.into()),
+                // Report what arrived; the error surfaces on the next call if it persists.
+                Err(_) => break,
+            }
+        }
+        Ok(results)
+    }
+
+    /// One `recvmmsg`: moves what arrived into `pending`. Returns how many messages were read.
+    fn receive_batch(&mut self) -> std::io::Result<usize> {
+        if self.buffers.is_empty() {
+            self.buffers = vec![0u8; RECEIVE_BUFFERS * RECEIVE_BUFFER_BYTES];
+        }
+        let mut metas = [RecvMeta::default(); RECEIVE_BUFFERS];
+        let shared = &self.shared;
+        let messages = {
+            let mut slices: Vec<IoSliceMut<'_>> = self
+                .buffers
+                .chunks_mut(RECEIVE_BUFFER_BYTES)
+                .map(IoSliceMut::new)
+                .collect();
+            // Straight to the kernel: tokio's cached readiness may lag behind the socket.
+            let result =
+                shared
+                    .quinn
+                    .recv(UdpSockRef::from(&shared.socket), &mut slices, &mut metas);
+            if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+                // A non-blocking receive does not report an ICMP error (connection refused,
+                // unreachable) pending on a connected socket; `SO_ERROR` does.
+                if self.remote.is_some()
+                    && let Some(error) = socket2::SockRef::from(&shared.socket).take_error()?
+                {
+                    return Err(error);
+                }
+                shared.clear_readiness(Interest::READABLE);
+            }
+            result?
+        };
+        for (meta, buffer) in metas
+            .iter()
+            .zip(self.buffers.chunks(RECEIVE_BUFFER_BYTES))
+            .take(messages)
+        {
+            let source = meta.addr;
+            if let Some(remote) = self.remote {
+                // Datagrams queued before `stream` connected the socket may come from others.
+                if remote.ip() != source.ip() || remote.port() != source.port() {
+                    continue;
+                }
+            }
+            let stride = meta.stride.max(1);
+            for segment in buffer[..meta.len.min(buffer.len())].chunks(stride) {
+                if enforce(&self.policy, &shared.stats, NetworkUse::UdpReceive, source).is_err() {
+                    continue;
+                }
+                NetworkStats::add(&shared.stats.udp_datagrams_received, 1);
+                NetworkStats::add(&shared.stats.udp_bytes_received, segment.len() as u64);
+                self.pending.push_back(IncomingDatagram {
+                    data: segment.to_vec(),
+                    remote_address: from_socket_addr(source),
+                });
+            }
+        }
+        Ok(messages)
+    }
+}
+
+impl OutgoingDatagramStream {
+    fn check_send(&mut self) -> SocketResult<u64> {
+        self.permit = None;
+        require_current(&self.shared, self.generation)?;
+        let permit = self.shared.send_permit(self.size_estimate)?;
+        self.permit = Some(permit);
+        Ok(permit as u64)
+    }
+
+    /// Where datagram `d` goes, after the checks the WIT lists for `send`.
+    fn destination(&self, datagram: &OutgoingDatagram) -> SocketResult<SocketAddr> {
+        if datagram.data.len() > self.shared.max_payload() {
+            return Err(ErrorCode::DatagramTooLarge.into());
+        }
+        let requested = datagram.remote_address.map(to_socket_addr);
+        match (self.remote, requested) {
+            (Some(remote), None) => Ok(remote),
+            (Some(remote), Some(address)) => {
+                if address == remote {
+                    Ok(remote)
+                } else {
+                    Err(ErrorCode::InvalidArgument.into())
+                }
+            }
+            (None, None) => Err(ErrorCode::InvalidArgument.into()),
+            (None, Some(address)) => {
+                check_remote(self.shared.family, &address)?;
+                enforce(
+                    &self.policy,
+                    &self.shared.stats,
+                    NetworkUse::UdpSend,
+                    address,
+                )?;
+                Ok(address)
+            }
+        }
+    }
+
+    fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
+        let permit = self.permit.take().ok_or_else(|| {
+            SocketError::Trap(wasmtime::format_err!(
+                "wasi:sockets/udp.outgoing-datagram-stream.send: not preceded by check-send"
+            ))
+        })?;
+        if datagrams.len() > permit {
+            return Err(SocketError::Trap(wasmtime::format_err!(
+                "wasi:sockets/udp.outgoing-datagram-stream.send: {} datagrams exceed the {permit} \
+                 permitted by check-send",
+                datagrams.len()
+            )));
+        }
+        require_current(&self.shared, self.generation)?;
+        if let Some(largest) = datagrams.iter().map(|d| d.data.len()).max() {
+            self.size_estimate = largest.max(1);
+        }
+        let mut sent = 0usize;
+        let mut next = 0usize;
+        while next < datagrams.len() {
+            let destination = match self.destination(&datagrams[next]) {
+                Ok(destination) => destination,
+                Err(error) => return finish(sent, error),
+            };
+            // Extend a GSO batch over following datagrams to the same place with the same
+            // size (the last one may be shorter).
+            let size = datagrams[next].data.len();
+            let max_segments = self.shared.quinn.max_gso_segments().max(1);
+            let mut end = next + 1;
+            if size > 0 {
+                while end < datagrams.len() && end - next < max_segments {
+                    let candidate = &datagrams[end];
+                    let fits = candidate.data.len() == size
+                        || (candidate.data.len() < size && !candidate.data.is_empty());
+                    // The first datagram's checks hold for any datagram to the same place.
+                    let same_place = match candidate.remote_address.map(to_socket_addr) {
+                        None => self.remote.is_some(),
+                        Some(address) => address == destination,
+                    };
+                    if !fits || !same_place {
+                        break;
+                    }
+                    end += 1;
+                    if candidate.data.len() < size {
+                        break;
+                    }
+                }
+            }
+            let result = if end - next == 1 {
+                self.shared
+                    .transmit(destination, &datagrams[next].data, None)
+            } else {
+                self.batch.clear();
+                for datagram in &datagrams[next..end] {
+                    self.batch.extend_from_slice(&datagram.data);
+                }
+                self.shared.transmit(destination, &self.batch, Some(size))
+            };
+            match result {
+                Ok(()) => {
+                    let bytes: usize = datagrams[next..end].iter().map(|d| d.data.len()).sum();
+                    NetworkStats::add(&self.shared.stats.udp_datagrams_sent, (end - next) as u64);
+                    NetworkStats::add(&self.shared.stats.udp_bytes_sent, bytes as u64);
+                    sent += end - next;
+                    next = end;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) if end - next > 1 => {
+                    // GSO refused the batch: send the first datagram alone, so that the exact
+                    // failing datagram (and the count before it) is reported.
+                    match self
+                        .shared
+                        .transmit(destination, &datagrams[next].data, None)
+                    {
+                        Ok(()) => {
+                            let bytes = datagrams[next].data.len() as u64;
+                            NetworkStats::add(&self.shared.stats.udp_datagrams_sent, 1);
+                            NetworkStats::add(&self.shared.stats.udp_bytes_sent, bytes);
+                            sent += 1;
+                            next += 1;
+                        }
+                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(error) => return finish(sent, error.into()),
+                    }
+                }
+                Err(error) => return finish(sent, error.into()),
+            }
+        }
+        Ok(sent as u64)
+    }
+}
+
+/// "If at least one datagram has been sent successfully, this function never returns an
+/// error."
+fn finish(sent: usize, error: SocketError) -> SocketResult<u64> {
+    match error {
+        SocketError::Trap(error) => Err(SocketError::Trap(error)),
+        code if sent == 0 => Err(code),
+        _ => Ok(sent as u64),
+    }
+}
+
+type Socket = Resource<UdpSocket>;
+
+impl WasiCtxView<'_> {
+    fn udp(&mut self, socket: &Socket) -> SocketResult<&mut UdpSocket> {
+        Ok(self.table.get_mut(socket)?)
+    }
+}
+
+impl udp_create_socket::Host for WasiCtxView<'_> {
+    fn create_udp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Socket> {
+        let sockets = &self.ctx.sockets;
+        if !sockets.config.udp {
+            return Err(ErrorCode::AccessDenied.into());
+        }
+        let open = sockets.open_udp_sockets.fetch_add(1, Ordering::AcqRel);
+        let slot = SocketSlot(sockets.open_udp_sockets.clone());
+        if open >= sockets.config.max_udp_sockets {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
+        let socket = UdpSocket::new(family, sockets.stats.clone(), slot)?;
+        Ok(self.table.push(socket)?)
+    }
+}
+
+impl udp_bindings::Host for WasiCtxView<'_> {}
+
+impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
+    fn start_bind(
+        &mut self,
+        socket: Socket,
+        network: Resource<Network>,
+        local_address: IpSocketAddress,
+    ) -> SocketResult<()> {
+        let policy = self.table.get(&network)?.policy.clone();
+        let stats = self.ctx.sockets.stats.clone();
+        let udp = self.udp(&socket)?;
+        match udp.state {
+            UdpState::Unbound => {}
+            UdpState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
+            UdpState::Bound | UdpState::Connected(_) => return Err(ErrorCode::InvalidState.into()),
+        }
+        let address = to_socket_addr(local_address);
+        check_family(udp.shared.family, &address)?;
+        enforce(&policy, &stats, NetworkUse::UdpBind, address)?;
+        socket2::SockRef::from(&udp.shared.socket).bind(&address.into())?;
+        let port = udp.shared.socket.local_addr()?.port();
+        udp.bound_address = Some(SocketAddr::new(address.ip(), port));
+        udp.policy = Some(policy);
+        udp.state = UdpState::BindStarted;
+        Ok(())
+    }
+
+    fn finish_bind(&mut self, socket: Socket) -> SocketResult<()> {
+        let udp = self.udp(&socket)?;
+        if udp.state != UdpState::BindStarted {
+            return Err(ErrorCode::NotInProgress.into());
+        }
+        udp.state = UdpState::Bound;
+        Ok(())
+    }
+
+    fn stream(
+        &mut self,
+        socket: Socket,
+        remote_address: Option<IpSocketAddress>,
+    ) -> SocketResult<(
+        Resource<IncomingDatagramStream>,
+        Resource<OutgoingDatagramStream>,
+    )> {
+        let udp = self.udp(&socket)?;
+        if !matches!(udp.state, UdpState::Bound | UdpState::Connected(_)) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let policy = udp.policy()?.clone();
+        let remote = remote_address.map(to_socket_addr);
+        if let Some(remote) = &remote {
+            check_remote(udp.shared.family, remote)?;
+            enforce(&policy, &udp.shared.stats, NetworkUse::UdpSend, *remote)?;
+        }
+        if let UdpState::Connected(_) = udp.state {
+            crate::sys::disconnect(&udp.shared.socket)?;
+            udp.state = UdpState::Bound;
+            // Linux releases an implicitly chosen port on disconnect; WASI keeps the socket
+            // bound, so bind it to the same address again.
+            if let Some(bound) = udp.bound_address
+                && udp.shared.socket.local_addr()?.port() == 0
+            {
+                socket2::SockRef::from(&udp.shared.socket).bind(&bound.into())?;
+            }
+        }
+        if let Some(remote) = remote {
+            socket2::SockRef::from(&udp.shared.socket).connect(&remote.into())?;
+            udp.state = UdpState::Connected(remote);
+        }
+        let generation = udp.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let shared = udp.shared.clone();
+        let incoming = IncomingDatagramStream {
+            shared: shared.clone(),
+            generation,
+            remote,
+            policy: policy.clone(),
+            pending: VecDeque::new(),
+            buffers: Vec::new(),
+        };
+        let outgoing = OutgoingDatagramStream {
+            shared,
+            generation,
+            remote,
+            policy,
+            permit: None,
+            size_estimate: INITIAL_SIZE_ESTIMATE,
+            batch: Vec::new(),
+        };
+        Ok((self.table.push(incoming)?, self.table.push(outgoing)?))
+    }
+
+    fn local_address(&mut self, socket: Socket) -> SocketResult<IpSocketAddress> {
+        let udp = self.udp(&socket)?;
+        if matches!(udp.state, UdpState::Unbound | UdpState::BindStarted) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        Ok(from_socket_addr(udp.shared.socket.local_addr()?))
+    }
+
+    fn remote_address(&mut self, socket: Socket) -> SocketResult<IpSocketAddress> {
+        match self.udp(&socket)?.state {
+            UdpState::Connected(remote) => Ok(from_socket_addr(remote)),
+            _ => Err(ErrorCode::InvalidState.into()),
+        }
+    }
+
+    fn address_family(&mut self, socket: Socket) -> wasmtime::Result<IpAddressFamily> {
+        Ok(self.table.get(&socket)?.shared.family)
+    }
+
+    fn unicast_hop_limit(&mut self, socket: Socket) -> SocketResult<u8> {
+        let udp = self.udp(&socket)?;
+        let sock = socket2::SockRef::from(&udp.shared.socket);
+        let hops = if is_ipv4(udp.shared.family) {
+            sock.ttl_v4()?
+        } else {
+            sock.unicast_hops_v6()?
+        };
+        Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+    }
+
+    fn set_unicast_hop_limit(&mut self, socket: Socket, value: u8) -> SocketResult<()> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        let udp = self.udp(&socket)?;
+        let sock = socket2::SockRef::from(&udp.shared.socket);
+        if is_ipv4(udp.shared.family) {
+            sock.set_ttl_v4(u32::from(value))?;
+        } else {
+            sock.set_unicast_hops_v6(u32::from(value))?;
+        }
+        Ok(())
+    }
+
+    fn receive_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
+        let udp = self.udp(&socket)?;
+        Ok(socket2::SockRef::from(&udp.shared.socket).recv_buffer_size()? as u64)
+    }
+
+    fn set_receive_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
+        let size = buffer_size(value)?;
+        let udp = self.udp(&socket)?;
+        socket2::SockRef::from(&udp.shared.socket).set_recv_buffer_size(size)?;
+        Ok(())
+    }
+
+    fn send_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
+        let udp = self.udp(&socket)?;
+        Ok(socket2::SockRef::from(&udp.shared.socket).send_buffer_size()? as u64)
+    }
+
+    fn set_send_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
+        let size = buffer_size(value)?;
+        let udp = self.udp(&socket)?;
+        socket2::SockRef::from(&udp.shared.socket).set_send_buffer_size(size)?;
+        udp.shared.refresh_send_buffer_bytes()?;
+        Ok(())
+    }
+
+    fn subscribe(&mut self, socket: Socket) -> wasmtime::Result<Resource<PollableResource>> {
+        subscribe(self.table, &socket)
+    }
+
+    fn drop(&mut self, socket: Socket) -> wasmtime::Result<()> {
+        self.table.delete(socket)?;
+        Ok(())
+    }
+}
+
+/// 0 is refused; anything else is clamped to what `setsockopt` takes (the kernel clamps
+/// further and doubles it).
+fn buffer_size(value: u64) -> SocketResult<usize> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument.into());
+    }
+    Ok(value.min(i32::MAX as u64 / 2) as usize)
+}
+
+impl udp_bindings::HostIncomingDatagramStream for WasiCtxView<'_> {
+    fn receive(
+        &mut self,
+        stream: Resource<IncomingDatagramStream>,
+        max_results: u64,
+    ) -> SocketResult<Vec<IncomingDatagram>> {
+        self.table.get_mut(&stream)?.receive(max_results)
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<IncomingDatagramStream>,
+    ) -> wasmtime::Result<Resource<PollableResource>> {
+        subscribe(self.table, &stream)
+    }
+
+    fn drop(&mut self, stream: Resource<IncomingDatagramStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl udp_bindings::HostOutgoingDatagramStream for WasiCtxView<'_> {
+    fn check_send(&mut self, stream: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
+        self.table.get_mut(&stream)?.check_send()
+    }
+
+    fn send(
+        &mut self,
+        stream: Resource<OutgoingDatagramStream>,
+        datagrams: Vec<OutgoingDatagram>,
+    ) -> SocketResult<u64> {
+        self.table.get_mut(&stream)?.send(datagrams)
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<OutgoingDatagramStream>,
+    ) -> wasmtime::Result<Resource<PollableResource>> {
+        subscribe(self.table, &stream)
+    }
+
+    fn drop(&mut self, stream: Resource<OutgoingDatagramStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}

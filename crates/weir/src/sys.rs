@@ -1,0 +1,137 @@
+//! Operating-system specifics of the socket implementation (Linux): the one place where
+//! socket errors become `wasi:sockets` error codes, and the few socket calls no safe crate
+//! offers.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+use rustix::io::Errno;
+
+use crate::bindings::wasi::sockets::network::ErrorCode;
+
+/// Maps a socket error to the `error-code` the WIT documents for it.
+pub(crate) fn socket_error_code(error: &io::Error) -> ErrorCode {
+    let Some(raw) = error.raw_os_error() else {
+        return match error.kind() {
+            io::ErrorKind::WouldBlock => ErrorCode::WouldBlock,
+            io::ErrorKind::PermissionDenied => ErrorCode::AccessDenied,
+            io::ErrorKind::InvalidInput => ErrorCode::InvalidArgument,
+            io::ErrorKind::OutOfMemory => ErrorCode::OutOfMemory,
+            _ => ErrorCode::Unknown,
+        };
+    };
+    match Errno::from_raw_os_error(raw) {
+        Errno::ACCESS | Errno::PERM => ErrorCode::AccessDenied,
+        Errno::AFNOSUPPORT | Errno::INVAL | Errno::DESTADDRREQ | Errno::ISCONN => {
+            ErrorCode::InvalidArgument
+        }
+        Errno::NOTSUP | Errno::PROTONOSUPPORT | Errno::PROTOTYPE => ErrorCode::NotSupported,
+        Errno::NOMEM | Errno::NOBUFS => ErrorCode::OutOfMemory,
+        Errno::TIMEDOUT => ErrorCode::Timeout,
+        Errno::ALREADY => ErrorCode::ConcurrencyConflict,
+        Errno::AGAIN | Errno::INPROGRESS => ErrorCode::WouldBlock,
+        Errno::NOTCONN => ErrorCode::InvalidState,
+        Errno::MFILE | Errno::NFILE => ErrorCode::NewSocketLimit,
+        Errno::ADDRNOTAVAIL => ErrorCode::AddressNotBindable,
+        Errno::ADDRINUSE => ErrorCode::AddressInUse,
+        Errno::HOSTUNREACH
+        | Errno::HOSTDOWN
+        | Errno::NETUNREACH
+        | Errno::NETDOWN
+        | Errno::NONET
+        | Errno::NETRESET => ErrorCode::RemoteUnreachable,
+        Errno::CONNREFUSED => ErrorCode::ConnectionRefused,
+        Errno::CONNRESET => ErrorCode::ConnectionReset,
+        Errno::CONNABORTED => ErrorCode::ConnectionAborted,
+        Errno::MSGSIZE => ErrorCode::DatagramTooLarge,
+        _ => ErrorCode::Unknown,
+    }
+}
+
+/// Bytes waiting in the socket's send queue (`SIOCOUTQ`).
+pub(crate) fn send_queue_bytes(socket: &impl AsFd) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: the descriptor is valid for the borrow, and SIOCOUTQ writes one c_int through
+    // the pointer, which points at a live, writable c_int.
+    let result = unsafe {
+        libc::ioctl(
+            socket.as_fd().as_raw_fd(),
+            libc::TIOCOUTQ,
+            &mut queued as *mut libc::c_int,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(queued).unwrap_or(0))
+}
+
+/// Restores the kernel's default path-MTU behaviour (fragment when needed, no DF bit), which
+/// `quinn-udp` turns off for QUIC. A WASI guest's datagrams larger than the path MTU must be
+/// fragmented, not refused.
+pub(crate) fn allow_fragmentation(socket: &impl AsFd, ipv6: bool) -> io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_WANT,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_WANT,
+        )
+    };
+    // SAFETY: the descriptor is valid for the borrow; the option value is a c_int that lives
+    // across the call and whose size is passed alongside.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `connect(AF_UNSPEC)`: dissolves a UDP socket's association with its peer.
+pub(crate) fn disconnect(socket: &impl AsFd) -> io::Result<()> {
+    match rustix::net::connect_unspec(socket) {
+        Ok(()) => Ok(()),
+        // Linux reports EAFNOSUPPORT on some kernels although the disconnect happened.
+        Err(Errno::AFNOSUPPORT) => Ok(()),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typical_errors_map_as_the_wit_documents() {
+        let cases = [
+            (Errno::AFNOSUPPORT, ErrorCode::InvalidArgument),
+            (Errno::DESTADDRREQ, ErrorCode::InvalidArgument),
+            (Errno::ISCONN, ErrorCode::InvalidArgument),
+            (Errno::ADDRINUSE, ErrorCode::AddressInUse),
+            (Errno::ADDRNOTAVAIL, ErrorCode::AddressNotBindable),
+            (Errno::HOSTUNREACH, ErrorCode::RemoteUnreachable),
+            (Errno::NETUNREACH, ErrorCode::RemoteUnreachable),
+            (Errno::NONET, ErrorCode::RemoteUnreachable),
+            (Errno::CONNREFUSED, ErrorCode::ConnectionRefused),
+            (Errno::MSGSIZE, ErrorCode::DatagramTooLarge),
+            (Errno::MFILE, ErrorCode::NewSocketLimit),
+        ];
+        for (errno, code) in cases {
+            let error = io::Error::from_raw_os_error(errno.raw_os_error());
+            assert_eq!(socket_error_code(&error), code, "{errno:?}");
+        }
+    }
+}
