@@ -216,3 +216,94 @@ fn a_reader_that_goes_away_is_closed_for_the_guest() {
     );
     assert!(first.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
 }
+
+#[test]
+fn the_udp_example_runs_with_network_access_and_is_denied_without() {
+    let example = root().join("examples/udp-hello.wasm");
+    let out = run(weir()
+        .args(["run", "-S", "inherit-network,udp", "--stats"])
+        .arg(&example));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "received \"hello over UDP\"\n");
+    assert!(
+        text(&out.stderr).contains(
+            "udp: 1 datagrams / 14 bytes sent, 1 datagrams / 14 bytes received; 0 denied"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Deny by default.
+    let out = run(weir().arg("run").arg(&example));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("access-denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // `-S udp=n` turns UDP off even with network access.
+    let out = run(weir()
+        .args(["run", "-S", "inherit-network,udp=n"])
+        .arg(&example));
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn allow_deny_and_policy_file_rules() {
+    let example = root().join("examples/udp-hello.wasm");
+    // Receiving is not allowed: the datagram is dropped, counted and logged.
+    let out = run(weir()
+        .env("WEIR_LOG", "weir::policy=warn")
+        .args(["run", "--allow", "udp-bind,udp-send=127.0.0.1", "--stats"])
+        .arg(&example));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("network access denied") && stderr.contains("udp-receive"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 denied"), "{stderr}");
+
+    // A deny rule wins over the allow rule.
+    let out = run(weir()
+        .args([
+            "run",
+            "--allow",
+            "*=127.0.0.1",
+            "--deny",
+            "udp-send=127.0.0.0/8",
+        ])
+        .arg(&example));
+    assert_ne!(out.status.code(), Some(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[allow]]\nuses = [\"udp-bind\", \"udp-send\", \"udp-receive\"]\ncidr = \"127.0.0.0/8\"\n",
+    )
+    .unwrap();
+    let out = run(weir().arg("run").arg("--policy").arg(&policy).arg(&example));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "received \"hello over UDP\"\n");
+
+    let out = run(weir()
+        .args(["run", "--allow", "udp-send=localhost"])
+        .arg(&example));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--allow udp-send=localhost"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&policy, "[[allow]]\nusees = []\n").unwrap();
+    let out = run(weir().arg("run").arg("--policy").arg(&policy).arg(&example));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--policy"),
+        "{}",
+        text(&out.stderr)
+    );
+}
