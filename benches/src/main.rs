@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 
+mod udp;
+
 const HOSTS: [&str; 3] = ["native", "wasmtime-wasi", "weir"];
 const PIPE_BYTES: usize = 1 << 20;
 
@@ -23,11 +25,16 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("stdout") => stdout_bench(&args[1..]),
         Some("child-stdout") => child_stdout(&args[1..]),
-        _ => bail!("usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]"),
+        Some("udp-send") => udp::send_bench(&args[1..]),
+        Some("udp-receive") => udp::receive_bench(&args[1..]),
+        _ => bail!(
+            "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]\n       \
+             weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]"
+        ),
     }
 }
 
-fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
+pub(crate) fn arg(args: &[String], i: usize, default: u64) -> Result<u64> {
     match args.get(i) {
         Some(value) => value.parse().with_context(|| format!("argument `{value}`")),
         None => Ok(default),
@@ -114,9 +121,9 @@ fn stdout_bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-struct WeirHost {
-    wasi: weir::WasiCtx,
-    table: ResourceTable,
+pub(crate) struct WeirHost {
+    pub(crate) wasi: weir::WasiCtx,
+    pub(crate) table: ResourceTable,
 }
 
 impl weir::WasiView for WeirHost {
@@ -128,9 +135,9 @@ impl weir::WasiView for WeirHost {
     }
 }
 
-struct WasmtimeWasiHost {
-    wasi: wasmtime_wasi::WasiCtx,
-    table: ResourceTable,
+pub(crate) struct WasmtimeWasiHost {
+    pub(crate) wasi: wasmtime_wasi::WasiCtx,
+    pub(crate) table: ResourceTable,
 }
 
 impl wasmtime_wasi::WasiView for WasmtimeWasiHost {
@@ -143,15 +150,15 @@ impl wasmtime_wasi::WasiView for WasmtimeWasiHost {
 }
 
 /// Runs the `stdout_flood` guest once under `linker`; times the run until `drain` returned.
-fn time_guest<T: Send + 'static>(
+pub(crate) fn time_guest<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     engine: &Engine,
+    guest: &str,
     linker: Linker<T>,
     host: T,
     drain: impl FnOnce(),
 ) -> Result<std::time::Duration> {
-    let bytes =
-        weir_test_guests::rust_guest("stdout_flood").map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let bytes = weir_test_guests::rust_guest(guest).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let component = Component::new(engine, &*bytes).map_err(anyhow::Error::from)?;
     let mut store = Store::new(engine, host);
     let start = Instant::now();
@@ -210,6 +217,7 @@ fn child_stdout(args: &[String]) -> Result<()> {
             time_guest(
                 &runtime,
                 &engine,
+                "stdout_flood",
                 linker,
                 host,
                 weir::io::stdio::flush_stdio,
@@ -226,7 +234,7 @@ fn child_stdout(args: &[String]) -> Result<()> {
                 wasi,
                 table: ResourceTable::new(),
             };
-            time_guest(&runtime, &engine, linker, host, || {
+            time_guest(&runtime, &engine, "stdout_flood", linker, host, || {
                 let _ = std::io::stdout().flush();
             })?
         }

@@ -110,6 +110,51 @@ pub(crate) fn disconnect(socket: &impl AsFd) -> io::Result<()> {
     }
 }
 
+/// Sends datagrams with `sendmmsg`, 256 at a time: `(payload, destination)`, where `None`
+/// sends to the connected peer. Returns how many were sent; an error only when none was.
+pub(crate) fn send_many(
+    socket: &impl AsFd,
+    datagrams: &[(&[u8], Option<std::net::SocketAddr>)],
+) -> io::Result<usize> {
+    use rustix::net::addr::SocketAddrArg;
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
+    let mut sent = 0;
+    for chunk in datagrams.chunks(256) {
+        let addresses: Vec<Option<rustix::net::SocketAddrAny>> = chunk
+            .iter()
+            .map(|(_, to)| to.as_ref().map(|a| a.as_any()))
+            .collect();
+        let iovs: Vec<[io::IoSlice<'_>; 1]> = chunk
+            .iter()
+            .map(|(data, _)| [io::IoSlice::new(data)])
+            .collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+            chunk.iter().map(|_| Default::default()).collect();
+        let mut messages: Vec<MMsgHdr<'_>> = iovs
+            .iter()
+            .zip(controls.iter_mut())
+            .zip(&addresses)
+            .map(|((iov, control), address)| match address {
+                Some(address) => MMsgHdr::new_with_addr(address, iov, control),
+                None => MMsgHdr::new(iov, control),
+            })
+            .collect();
+        let n = loop {
+            match rustix::net::sendmmsg(socket, &mut messages, SendFlags::DONTWAIT) {
+                Ok(n) => break n,
+                Err(Errno::INTR) => continue,
+                Err(_) if sent > 0 => return Ok(sent),
+                Err(errno) => return Err(errno.into()),
+            }
+        };
+        sent += n;
+        if n < chunk.len() {
+            break;
+        }
+    }
+    Ok(sent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

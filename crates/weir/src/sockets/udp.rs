@@ -37,6 +37,9 @@ const RECEIVE_BUFFER_BYTES: usize = 65536;
 /// Largest UDP payload over IPv4 and IPv6.
 const MAX_PAYLOAD_V4: usize = 65507;
 const MAX_PAYLOAD_V6: usize = 65527;
+/// Largest datagram sent with GSO: above it, segmenting in the kernel costs more than
+/// `sendmmsg` saves (measured on loopback; see docs/benchmarks.md).
+const GSO_MAX_SEGMENT_BYTES: usize = 1024;
 /// Size assumed for the next datagrams before the guest sent any.
 const INITIAL_SIZE_ESTIMATE: usize = 1500;
 
@@ -389,79 +392,139 @@ impl OutgoingDatagramStream {
         if let Some(largest) = datagrams.iter().map(|d| d.data.len()).max() {
             self.size_estimate = largest.max(1);
         }
-        let mut sent = 0usize;
-        let mut next = 0usize;
-        while next < datagrams.len() {
-            let destination = match self.destination(&datagrams[next]) {
-                Ok(destination) => destination,
-                Err(error) => return finish(sent, error),
-            };
-            // Extend a GSO batch over following datagrams to the same place with the same
-            // size (the last one may be shorter).
-            let size = datagrams[next].data.len();
-            let max_segments = self.shared.quinn.max_gso_segments().max(1);
-            let mut end = next + 1;
-            if size > 0 {
-                while end < datagrams.len() && end - next < max_segments {
-                    let candidate = &datagrams[end];
-                    let fits = candidate.data.len() == size
-                        || (candidate.data.len() < size && !candidate.data.is_empty());
-                    // The first datagram's checks hold for any datagram to the same place.
-                    let same_place = match candidate.remote_address.map(to_socket_addr) {
-                        None => self.remote.is_some(),
-                        Some(address) => address == destination,
-                    };
-                    if !fits || !same_place {
-                        break;
-                    }
-                    end += 1;
-                    if candidate.data.len() < size {
-                        break;
-                    }
+        // Validate in order up to the first datagram the WIT says to refuse.
+        let mut destinations = Vec::with_capacity(datagrams.len());
+        let mut refused = None;
+        for datagram in &datagrams {
+            match self.destination(datagram) {
+                Ok(destination) => destinations.push(destination),
+                Err(error) => {
+                    refused = Some(error);
+                    break;
                 }
-            }
-            let result = if end - next == 1 {
-                self.shared
-                    .transmit(destination, &datagrams[next].data, None)
-            } else {
-                self.batch.clear();
-                for datagram in &datagrams[next..end] {
-                    self.batch.extend_from_slice(&datagram.data);
-                }
-                self.shared.transmit(destination, &self.batch, Some(size))
-            };
-            match result {
-                Ok(()) => {
-                    let bytes: usize = datagrams[next..end].iter().map(|d| d.data.len()).sum();
-                    NetworkStats::add(&self.shared.stats.udp_datagrams_sent, (end - next) as u64);
-                    NetworkStats::add(&self.shared.stats.udp_bytes_sent, bytes as u64);
-                    sent += end - next;
-                    next = end;
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) if end - next > 1 => {
-                    // GSO refused the batch: send the first datagram alone, so that the exact
-                    // failing datagram (and the count before it) is reported.
-                    match self
-                        .shared
-                        .transmit(destination, &datagrams[next].data, None)
-                    {
-                        Ok(()) => {
-                            let bytes = datagrams[next].data.len() as u64;
-                            NetworkStats::add(&self.shared.stats.udp_datagrams_sent, 1);
-                            NetworkStats::add(&self.shared.stats.udp_bytes_sent, bytes);
-                            sent += 1;
-                            next += 1;
-                        }
-                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(error) => return finish(sent, error.into()),
-                    }
-                }
-                Err(error) => return finish(sent, error.into()),
             }
         }
-        Ok(sent as u64)
+        let (sent, error) = self.send_valid(&datagrams[..destinations.len()], &destinations);
+        NetworkStats::add(&self.shared.stats.udp_datagrams_sent, sent as u64);
+        let bytes: usize = datagrams[..sent].iter().map(|d| d.data.len()).sum();
+        NetworkStats::add(&self.shared.stats.udp_bytes_sent, bytes as u64);
+        if sent < destinations.len() {
+            return match error {
+                Some(error) if error.kind() != std::io::ErrorKind::WouldBlock => {
+                    finish(sent, error.into())
+                }
+                _ => Ok(sent as u64),
+            };
+        }
+        match refused {
+            Some(error) => finish(sent, error),
+            None => Ok(sent as u64),
+        }
     }
+
+    /// Sends already validated datagrams in as few system calls as possible: GSO for runs
+    /// to one destination with one size, `sendmmsg` for the rest. Returns how many were sent
+    /// and the error that stopped it, if any.
+    fn send_valid(
+        &mut self,
+        datagrams: &[OutgoingDatagram],
+        destinations: &[SocketAddr],
+    ) -> (usize, Option<std::io::Error>) {
+        let max_segments = self.shared.quinn.max_gso_segments().max(1);
+        let mut sent = 0;
+        while sent < datagrams.len() {
+            let size = datagrams[sent].data.len();
+            let run = gso_run(&datagrams[sent..], &destinations[sent..], max_segments);
+            if run >= 2 && size <= GSO_MAX_SEGMENT_BYTES {
+                self.batch.clear();
+                for datagram in &datagrams[sent..sent + run] {
+                    self.batch.extend_from_slice(&datagram.data);
+                }
+                match self
+                    .shared
+                    .transmit(destinations[sent], &self.batch, Some(size))
+                {
+                    Ok(()) => {
+                        sent += run;
+                        continue;
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        return (sent, Some(error));
+                    }
+                    // GSO refused the batch (unsupported, or one datagram is at fault):
+                    // `sendmmsg` below finds the exact count.
+                    Err(_) => {}
+                }
+            }
+            // Up to the next GSO run (or the end), one `sendmmsg`.
+            let mut end = sent + run.max(1);
+            while end < datagrams.len()
+                && gso_run(&datagrams[end..], &destinations[end..], max_segments) < 2
+            {
+                end += 1;
+            }
+            let batch: Vec<(&[u8], Option<SocketAddr>)> = datagrams[sent..end]
+                .iter()
+                .zip(&destinations[sent..end])
+                // A connected socket sends without an address: no route lookup per datagram.
+                .map(|(d, to)| {
+                    (
+                        d.data.as_slice(),
+                        if self.remote.is_some() {
+                            None
+                        } else {
+                            Some(*to)
+                        },
+                    )
+                })
+                .collect();
+            match crate::sys::send_many(&self.shared.socket, &batch) {
+                Ok(n) => {
+                    sent += n;
+                    if n < batch.len() {
+                        self.shared.clear_readiness(Interest::WRITABLE);
+                        return (sent, None);
+                    }
+                }
+                Err(error) => {
+                    if error.kind() == std::io::ErrorKind::WouldBlock {
+                        self.shared.clear_readiness(Interest::WRITABLE);
+                    }
+                    return (sent, Some(error));
+                }
+            }
+        }
+        (sent, None)
+    }
+}
+
+/// How many datagrams from the start of `datagrams` one GSO send can carry: same
+/// destination, same size, except that the last may be shorter.
+fn gso_run(
+    datagrams: &[OutgoingDatagram],
+    destinations: &[SocketAddr],
+    max_segments: usize,
+) -> usize {
+    let Some(first) = datagrams.first() else {
+        return 0;
+    };
+    let size = first.data.len();
+    if size == 0 {
+        return 1;
+    }
+    let mut run = 1;
+    while run < datagrams.len() && run < max_segments && destinations[run] == destinations[0] {
+        let len = datagrams[run].data.len();
+        if len == size {
+            run += 1;
+        } else {
+            if len < size && len > 0 {
+                run += 1;
+            }
+            break;
+        }
+    }
+    run
 }
 
 /// "If at least one datagram has been sent successfully, this function never returns an

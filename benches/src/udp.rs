@@ -1,0 +1,241 @@
+//! UDP benchmarks: the `udp_flood` guest under Weir and wasmtime-wasi, and native Rust.
+//!
+//! `udp-send`: send COUNT datagrams of 64 and 1400 bytes to a local socket nobody reads
+//! (the kernel drops what overflows its receive buffer; the sender is unaffected), in batches
+//! of the check-send permit. Native baselines: one `send` per datagram, and `sendmmsg` in
+//! batches of 64 (no GSO).
+//!
+//! `udp-receive`: a native thread floods a local port with 64-byte datagrams (`sendmmsg`)
+//! while the receiver counts what it gets in MILLIS ms (receive batches of 64). Native
+//! baseline: `recvmmsg` via quinn-udp... here plain `recv` in a loop, and batched.
+
+use std::io::IoSlice;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmtime::Engine;
+use wasmtime::component::{Linker, ResourceTable};
+
+use crate::{WasmtimeWasiHost, WeirHost, arg, time_guest};
+
+const BATCH: usize = 64;
+
+fn native_sendmmsg(socket: &UdpSocket, payload: &[u8], count: u64) -> Result<()> {
+    let mut sent = 0u64;
+    while sent < count {
+        let n = (count - sent).min(BATCH as u64) as usize;
+        let iovs: Vec<[IoSlice<'_>; 1]> = (0..n).map(|_| [IoSlice::new(payload)]).collect();
+        let mut controls: Vec<rustix::net::SendAncillaryBuffer<'_, '_, '_>> =
+            (0..n).map(|_| Default::default()).collect();
+        let mut messages: Vec<rustix::net::MMsgHdr<'_>> = iovs
+            .iter()
+            .zip(controls.iter_mut())
+            .map(|(iov, control)| rustix::net::MMsgHdr::new(iov, control))
+            .collect();
+        sent +=
+            rustix::net::sendmmsg(socket, &mut messages, rustix::net::SendFlags::empty())? as u64;
+    }
+    Ok(())
+}
+
+/// Runs `udp_flood ARGS` under `host` and returns (elapsed, stdout).
+fn run_guest(host: &str, guest_args: &[String]) -> Result<(Duration, String)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let engine = Engine::default();
+    let mut args = vec!["udp_flood".to_string()];
+    args.extend(guest_args.iter().cloned());
+    match host {
+        "weir" => {
+            let stdout = weir::io::MemoryOutputPipe::new(1 << 16);
+            let mut linker = Linker::new(&engine);
+            weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            let wasi = weir::WasiCtxBuilder::new()
+                .args(args)
+                .stdout(stdout.clone())
+                .inherit_stderr()
+                .network_policy(weir::sockets::NetworkPolicy::allow_all())
+                .build();
+            let host = WeirHost {
+                wasi,
+                table: ResourceTable::new(),
+            };
+            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, || {})?;
+            Ok((
+                elapsed,
+                String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            ))
+        }
+        "wasmtime-wasi" => {
+            let stdout = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 16);
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            let wasi = wasmtime_wasi::WasiCtx::builder()
+                .args(&args)
+                .stdout(stdout.clone())
+                .inherit_stderr()
+                .inherit_network()
+                .allow_udp(true)
+                .build();
+            let host = WasmtimeWasiHost {
+                wasi,
+                table: ResourceTable::new(),
+            };
+            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, || {})?;
+            Ok((
+                elapsed,
+                String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            ))
+        }
+        other => anyhow::bail!("unknown host {other}"),
+    }
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+fn print_table(title: &str, rows: &[(&str, f64)], wasi: f64, native: f64, native_name: &str) {
+    println!("{title}");
+    println!("| host | datagrams/s (median) | vs wasmtime-wasi | vs {native_name} |");
+    println!("|---|---|---|---|");
+    for (host, rate) in rows {
+        println!(
+            "| {host} | {:.0} | {:.2}x | {:.2}x |",
+            rate,
+            rate / wasi,
+            rate / native
+        );
+    }
+}
+
+pub fn send_bench(args: &[String]) -> Result<()> {
+    let count = arg(args, 0, 1_000_000)?;
+    let runs = arg(args, 1, 3)? as usize;
+    let sink = UdpSocket::bind("127.0.0.1:0")?;
+    let dest = sink.local_addr()?;
+    for size in [64usize, 1400] {
+        let hosts = ["native send", "native sendmmsg", "wasmtime-wasi", "weir"];
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
+        for _ in 0..runs {
+            for (i, host) in hosts.iter().enumerate() {
+                let elapsed = match *host {
+                    "native send" | "native sendmmsg" => {
+                        let socket = UdpSocket::bind("127.0.0.1:0")?;
+                        socket.connect(dest)?;
+                        let payload = vec![7u8; size];
+                        let start = Instant::now();
+                        if *host == "native send" {
+                            for _ in 0..count {
+                                socket.send(&payload)?;
+                            }
+                        } else {
+                            native_sendmmsg(&socket, &payload, count)?;
+                        }
+                        start.elapsed()
+                    }
+                    guest_host => {
+                        let guest_args = [
+                            "send".into(),
+                            dest.to_string(),
+                            size.to_string(),
+                            count.to_string(),
+                        ];
+                        run_guest(guest_host, &guest_args)?.0
+                    }
+                };
+                samples[i].push(count as f64 / elapsed.as_secs_f64());
+            }
+        }
+        let rates: Vec<(&str, f64)> = hosts
+            .iter()
+            .copied()
+            .zip(samples.into_iter().map(median))
+            .collect();
+        print_table(
+            &format!("udp-send: {count} datagrams of {size} B to a loopback socket, {runs} runs"),
+            &rates,
+            rates[2].1,
+            rates[1].1,
+            "native sendmmsg",
+        );
+        println!();
+    }
+    Ok(())
+}
+
+/// Floods `target` with 64-byte datagrams until `stop`.
+fn flood(target: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Result<()>> {
+    std::thread::spawn(move || {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.connect(target)?;
+        let payload = [9u8; 64];
+        while !stop.load(Ordering::Relaxed) {
+            // ECONNREFUSED while the receiver is not bound yet: keep going.
+            let _ = native_sendmmsg(&socket, &payload, BATCH as u64);
+        }
+        Ok(())
+    })
+}
+
+pub fn receive_bench(args: &[String]) -> Result<()> {
+    let millis = arg(args, 0, 2000)?;
+    let runs = arg(args, 1, 3)? as usize;
+    let hosts = ["native recv", "wasmtime-wasi", "weir"];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
+    for _ in 0..runs {
+        for (i, host) in hosts.iter().enumerate() {
+            let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+            let target: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let flooder = flood(target, stop.clone());
+            let received: u64 = match *host {
+                "native recv" => {
+                    let socket = UdpSocket::bind(target)?;
+                    socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+                    let mut buffer = [0u8; 2048];
+                    let deadline = Instant::now() + Duration::from_millis(millis);
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        if socket.recv(&mut buffer).is_ok() {
+                            n += 1;
+                        }
+                    }
+                    n
+                }
+                guest_host => {
+                    let guest_args = ["receive".into(), port.to_string(), millis.to_string()];
+                    let (_, out) = run_guest(guest_host, &guest_args)?;
+                    out.trim()
+                        .parse()
+                        .with_context(|| format!("{guest_host} printed `{out}`"))?
+                }
+            };
+            stop.store(true, Ordering::Relaxed);
+            flooder
+                .join()
+                .map_err(|_| anyhow::anyhow!("flood thread"))??;
+            samples[i].push(received as f64 / (millis as f64 / 1000.0));
+        }
+    }
+    let rates: Vec<(&str, f64)> = hosts
+        .iter()
+        .copied()
+        .zip(samples.into_iter().map(median))
+        .collect();
+    print_table(
+        &format!(
+            "udp-receive: 64 B datagrams flooded by a native sendmmsg thread, {millis} ms per run, {runs} runs"
+        ),
+        &rates,
+        rates[1].1,
+        rates[0].1,
+        "native recv",
+    );
+    Ok(())
+}
