@@ -190,6 +190,10 @@ pub fn receive_bench(args: &[String]) -> Result<()> {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
     for _ in 0..runs {
         for (i, host) in hosts.iter().enumerate() {
+            if std::env::var("BENCH_ONLY").is_ok_and(|only| only != *host) {
+                samples[i].push(f64::NAN);
+                continue;
+            }
             let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
             let target: SocketAddr = format!("127.0.0.1:{port}").parse()?;
             let stop = Arc::new(AtomicBool::new(false));

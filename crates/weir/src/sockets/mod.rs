@@ -151,10 +151,11 @@ pub(crate) fn enforce(
     match policy.check(network_use, address) {
         Decision::Allowed(_) => Ok(()),
         Decision::Denied(rule) => {
-            let rule = rule
-                .as_deref()
-                .unwrap_or("no allow rule matched (deny by default)");
-            tracing::warn!(target: "weir::policy", %address, r#use = %network_use, rule, "network access denied");
+            let rule = match rule {
+                Some(rule) => rule.to_string(),
+                None => "no allow rule matched (deny by default)".to_string(),
+            };
+            tracing::warn!(target: "weir::policy", %address, r#use = %network_use, %rule, "network access denied");
             NetworkStats::add(&stats.denied, 1);
             Err(ErrorCode::AccessDenied.into())
         }
