@@ -112,11 +112,12 @@ impl UdpShared {
     fn send_permit(&self, size_estimate: usize) -> SocketResult<usize> {
         let capacity = self.send_buffer_bytes.load(Ordering::Relaxed);
         let queued = crate::sys::send_queue_bytes(&self.socket)?;
-        if queued.saturating_mul(2) >= capacity {
+        let permit = permit_for(capacity, queued, size_estimate);
+        if permit == 0 {
+            // The pollable must now wait for the kernel's next "writable" edge.
             self.clear_readiness(Interest::WRITABLE);
-            return Ok(0);
         }
-        Ok(((capacity - queued) / size_estimate.max(1)).clamp(1, MAX_SEND_PERMIT))
+        Ok(permit)
     }
 
     fn refresh_send_buffer_bytes(&self) -> std::io::Result<()> {
@@ -527,6 +528,17 @@ fn gso_run(
     run
 }
 
+/// The `check-send` grant for a send buffer of `capacity` bytes holding `queued` bytes:
+/// 0 while at least half is in use (when Linux stops reporting the socket writable), else
+/// as many datagrams of `size_estimate` bytes as fit, at least 1 and at most
+/// [`MAX_SEND_PERMIT`].
+fn permit_for(capacity: usize, queued: usize, size_estimate: usize) -> usize {
+    if queued.saturating_mul(2) >= capacity {
+        return 0;
+    }
+    ((capacity - queued) / size_estimate.max(1)).clamp(1, MAX_SEND_PERMIT)
+}
+
 /// "If at least one datagram has been sent successfully, this function never returns an
 /// error."
 fn finish(sent: usize, error: SocketError) -> SocketResult<u64> {
@@ -786,5 +798,55 @@ impl udp_bindings::HostOutgoingDatagramStream for WasiCtxView<'_> {
     fn drop(&mut self, stream: Resource<OutgoingDatagramStream>) -> wasmtime::Result<()> {
         self.table.delete(stream)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permit_follows_the_free_send_buffer() {
+        assert_eq!(permit_for(212_992, 0, 1500), MAX_SEND_PERMIT, "capped");
+        assert_eq!(permit_for(212_992, 0, 65_507), 3);
+        assert_eq!(permit_for(100_000, 40_000, 30_000), 2);
+        // Writable but less free space than one datagram: still 1, as the kernel accepts it.
+        assert_eq!(permit_for(100_000, 49_999, 65_507), 1);
+        // Half full or more: 0, and the guest waits on the pollable.
+        assert_eq!(permit_for(100_000, 50_000, 64), 0);
+        assert_eq!(permit_for(100_000, 100_000, 64), 0);
+        assert_eq!(permit_for(0, 0, 64), 0);
+    }
+
+    #[test]
+    fn gso_runs_share_destination_and_size() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let d = |len: usize| OutgoingDatagram {
+            data: vec![0; len],
+            remote_address: None,
+        };
+        let list = [d(10), d(10), d(10), d(5), d(10)];
+        assert_eq!(
+            gso_run(&list, &[a; 5], 64),
+            4,
+            "the last of a run may be shorter"
+        );
+        assert_eq!(
+            gso_run(&list, &[a, a, b, a, a], 64),
+            2,
+            "destination changes"
+        );
+        assert_eq!(gso_run(&list, &[a; 5], 2), 2, "segment limit");
+        assert_eq!(
+            gso_run(&[d(5), d(10)], &[a; 2], 64),
+            1,
+            "a longer one ends the run"
+        );
+        assert_eq!(
+            gso_run(&[d(0), d(0)], &[a; 2], 64),
+            1,
+            "empty datagrams go alone"
+        );
     }
 }
