@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clocks;
 pub mod command;
 mod ctx;
+pub mod error;
 pub mod filesystem;
 pub mod io;
 mod linker;

@@ -7,33 +7,7 @@ use rustix::io::Errno;
 use crate::bindings::wasi::filesystem::types::ErrorCode;
 
 /// A `wasi:filesystem` failure: an error code for the guest, or a trap.
-#[derive(Debug)]
-pub enum FsError {
-    /// Returned to the guest as `error-code`.
-    Code(ErrorCode),
-    /// Traps the guest (for example an invalid resource handle).
-    Trap(wasmtime::Error),
-}
-
-impl FsError {
-    pub(crate) fn into_guest(self) -> wasmtime::Result<ErrorCode> {
-        match self {
-            FsError::Code(code) => Ok(code),
-            FsError::Trap(error) => Err(error),
-        }
-    }
-}
-
-impl std::fmt::Display for FsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FsError::Code(code) => write!(f, "{code:?}"),
-            FsError::Trap(error) => write!(f, "{error}"),
-        }
-    }
-}
-
-impl std::error::Error for FsError {}
+pub type FsError = crate::error::GuestError<ErrorCode>;
 
 impl From<ErrorCode> for FsError {
     fn from(code: ErrorCode) -> Self {
@@ -44,12 +18,6 @@ impl From<ErrorCode> for FsError {
 impl From<io::Error> for FsError {
     fn from(error: io::Error) -> Self {
         FsError::Code(error_code_from_io(&error))
-    }
-}
-
-impl From<wasmtime::component::ResourceTableError> for FsError {
-    fn from(error: wasmtime::component::ResourceTableError) -> Self {
-        FsError::Trap(error.into())
     }
 }
 

@@ -94,24 +94,7 @@ pub struct Network {
 }
 
 /// A `wasi:sockets` failure: an error code for the guest, or a trap.
-#[derive(Debug)]
-pub enum SocketError {
-    /// Returned to the guest as `error-code`.
-    Code(ErrorCode),
-    /// Traps the guest.
-    Trap(wasmtime::Error),
-}
-
-impl std::fmt::Display for SocketError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SocketError::Code(code) => write!(f, "{code:?}"),
-            SocketError::Trap(error) => write!(f, "{error}"),
-        }
-    }
-}
-
-impl std::error::Error for SocketError {}
+pub type SocketError = crate::error::GuestError<ErrorCode>;
 
 impl From<ErrorCode> for SocketError {
     fn from(code: ErrorCode) -> Self {
@@ -122,18 +105,6 @@ impl From<ErrorCode> for SocketError {
 impl From<std::io::Error> for SocketError {
     fn from(error: std::io::Error) -> Self {
         SocketError::Code(crate::sys::socket_error_code(&error))
-    }
-}
-
-impl From<wasmtime::component::ResourceTableError> for SocketError {
-    fn from(error: wasmtime::component::ResourceTableError) -> Self {
-        SocketError::Trap(error.into())
-    }
-}
-
-impl From<wasmtime::Error> for SocketError {
-    fn from(error: wasmtime::Error) -> Self {
-        SocketError::Trap(error)
     }
 }
 
@@ -228,10 +199,7 @@ pub(crate) fn is_ipv4(family: IpAddressFamily) -> bool {
 
 impl network_bindings::Host for WasiCtxView<'_> {
     fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
-        match error {
-            SocketError::Code(code) => Ok(code),
-            SocketError::Trap(error) => Err(error),
-        }
+        error.into_guest()
     }
 
     fn network_error_code(
