@@ -595,3 +595,47 @@ fn echo_between_two_guests() {
         assert_eq!(server[3], "echoed 20");
     }
 }
+
+#[test]
+fn receive_limits_ipv6_exchange_and_superseded_streams() {
+    for mode in MODES {
+        let lines = script(
+            mode,
+            &[
+                "socket a v6",
+                "bind a [::1]:0",
+                "stream a",
+                "socket b v6",
+                "bind b [::1]:0",
+                "stream b",
+                "send b $a 7 5",
+                "recv a 0 500",
+                "recv a 2 500",
+                "recv a 10 500",
+                "recv a 10 0",
+                "stream a $b",
+                "old-check-send a",
+                "old-recv a",
+                "check-send a",
+            ],
+        );
+        assert_eq!(lines[6], "ok(5)");
+        assert_eq!(lines[7], "ok(0) ", "max-results 0 returns an empty list");
+        assert!(
+            lines[8].starts_with("ok(2) [::1]:"),
+            "never more than asked: {}",
+            lines[8]
+        );
+        assert!(lines[9].starts_with("ok(3) "), "the rest: {}", lines[9]);
+        assert_eq!(
+            lines[10], "ok(0) ",
+            "nothing queued: ok([]), not would-block"
+        );
+        assert_eq!(
+            lines[12], "err(invalid-state)",
+            "the previous pair no longer works"
+        );
+        assert_eq!(lines[13], "err(invalid-state)");
+        assert_eq!(lines[14], "ok(64)", "the newest pair works");
+    }
+}

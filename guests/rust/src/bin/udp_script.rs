@@ -12,6 +12,7 @@
 //! - `recv N MAX WAIT_MS` (wait up to WAIT_MS for readability, then receive),
 //!   `recv-all N COUNT WAIT_MS` (receive until COUNT datagrams arrived)
 //! - `echo N COUNT WAIT_MS` (receive COUNT datagrams, send each back to its source)
+//! - `old-check-send N`, `old-recv N` (on the pair a previous `stream` call returned)
 //! - `send-ready N WAIT_MS` (wait on the outgoing stream's pollable), `sleep MS`
 use std::collections::HashMap;
 
@@ -25,6 +26,8 @@ use wasip2::sockets::udp_create_socket::create_udp_socket;
 struct Entry {
     socket: UdpSocket,
     streams: Option<(IncomingDatagramStream, OutgoingDatagramStream)>,
+    /// The pair from the previous `stream` call, kept to probe that it no longer works.
+    old_streams: Option<(IncomingDatagramStream, OutgoingDatagramStream)>,
 }
 
 fn format_addr(a: &IpSocketAddress) -> String {
@@ -98,7 +101,7 @@ fn main() {
                 let family = if arg(2) == "v6" { IpAddressFamily::Ipv6 } else { IpAddressFamily::Ipv4 };
                 match create_udp_socket(family) {
                     Ok(socket) => {
-                        sockets.insert(name.clone(), Entry { socket, streams: None });
+                        sockets.insert(name.clone(), Entry { socket, streams: None, old_streams: None });
                         "ok".to_string()
                     }
                     Err(e) => format!("err({})", e.name()),
@@ -120,7 +123,7 @@ fn main() {
             "stream" => {
                 let remote = parse_addr(arg(2), &sockets);
                 let entry = sockets.get_mut(&name).unwrap();
-                entry.streams = None;
+                entry.old_streams = entry.streams.take();
                 match entry.socket.stream(remote) {
                     Ok(streams) => {
                         entry.streams = Some(streams);
@@ -159,6 +162,11 @@ fn main() {
                 format!("{set}get {get}")
             }
             "check-send" => show(sockets[&name].streams.as_ref().unwrap().1.check_send()),
+            "old-check-send" => show(sockets[&name].old_streams.as_ref().unwrap().1.check_send()),
+            "old-recv" => match sockets[&name].old_streams.as_ref().unwrap().0.receive(10) {
+                Ok(list) => format!("ok({})", list.len()),
+                Err(e) => format!("err({})", e.name()),
+            },
             "send" | "send-unchecked" => {
                 let to = parse_addr(arg(2), &sockets);
                 let len: usize = arg(3).parse().unwrap();
