@@ -124,6 +124,10 @@ pub fn send_bench(args: &[String]) -> Result<()> {
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
         for _ in 0..runs {
             for (i, host) in hosts.iter().enumerate() {
+                if std::env::var("BENCH_ONLY").is_ok_and(|only| only != *host) {
+                    samples[i].push(f64::NAN);
+                    continue;
+                }
                 let elapsed = match *host {
                     "native send" | "native sendmmsg" => {
                         let socket = UdpSocket::bind("127.0.0.1:0")?;

@@ -155,6 +155,17 @@ pub(crate) fn send_many(
     Ok(sent)
 }
 
+/// Registers a UDP socket with the current tokio reactor for `interest`.
+pub(crate) fn register_udp(
+    socket: std::net::UdpSocket,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<std::net::UdpSocket>> {
+    // SAFETY: a `std::net::UdpSocket` owns its descriptor, which stays open and unchanged for
+    // as long as the `AsyncFd` owns the socket; Weir never swaps the inner socket.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
+        .map_err(|error| error.into_parts().1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

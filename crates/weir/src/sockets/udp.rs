@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use wasmtime::component::Resource;
 
 use super::{
@@ -54,7 +55,10 @@ impl Drop for SocketSlot {
 
 /// State shared by a socket and its streams.
 pub(crate) struct UdpShared {
-    socket: tokio::net::UdpSocket,
+    /// Registered with the reactor for readability only: write readiness is asked for only
+    /// while a guest waits for a permit, because every send would otherwise wake the reactor
+    /// (the kernel signals "writable" as each datagram leaves the send queue).
+    socket: AsyncFd<std::net::UdpSocket>,
     family: IpAddressFamily,
     quinn: UdpSocketState,
     /// Bumped by each `stream` call: streams from earlier calls stop working.
@@ -88,21 +92,40 @@ impl UdpShared {
             segment_size,
             src_ip: None,
         };
-        // Straight to the kernel: tokio's cached readiness may lag behind the socket.
-        let result = self
-            .quinn
-            .try_send(UdpSockRef::from(&self.socket), &transmit);
-        if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
-            self.clear_readiness(Interest::WRITABLE);
-        }
-        result
+        self.quinn
+            .try_send(UdpSockRef::from(self.socket.get_ref()), &transmit)
     }
 
-    /// Forgets tokio's cached readiness so that the next wait really waits for the kernel.
-    fn clear_readiness(&self, interest: Interest) {
-        let _ = self.socket.try_io(interest, || {
-            Err::<(), _>(std::io::Error::from(std::io::ErrorKind::WouldBlock))
-        });
+    /// Forgets tokio's cached read readiness so that the next wait really waits for the
+    /// kernel.
+    fn clear_read_readiness(&self) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(Ok(mut guard)) = self.socket.poll_read_ready(&mut cx) {
+            guard.clear_ready();
+        }
+    }
+
+    /// Waits until the socket grants a send permit, registering for write readiness only
+    /// for the duration of the wait.
+    async fn wait_for_send_permit(&self, size_estimate: usize) {
+        if !matches!(self.send_permit(size_estimate), Ok(0)) {
+            return;
+        }
+        let Ok(duplicate) = self.socket.get_ref().try_clone() else {
+            return;
+        };
+        let Ok(writable) = crate::sys::register_udp(duplicate, Interest::WRITABLE) else {
+            return;
+        };
+        loop {
+            let Ok(mut guard) = writable.writable().await else {
+                return;
+            };
+            if !matches!(self.send_permit(size_estimate), Ok(0)) {
+                return;
+            }
+            guard.clear_ready();
+        }
     }
 
     /// Datagrams the socket can take now, from its free send-buffer space (`SIOCOUTQ`
@@ -111,17 +134,12 @@ impl UdpShared {
     /// pollable agree.
     fn send_permit(&self, size_estimate: usize) -> SocketResult<usize> {
         let capacity = self.send_buffer_bytes.load(Ordering::Relaxed);
-        let queued = crate::sys::send_queue_bytes(&self.socket)?;
-        let permit = permit_for(capacity, queued, size_estimate);
-        if permit == 0 {
-            // The pollable must now wait for the kernel's next "writable" edge.
-            self.clear_readiness(Interest::WRITABLE);
-        }
-        Ok(permit)
+        let queued = crate::sys::send_queue_bytes(self.socket.get_ref())?;
+        Ok(permit_for(capacity, queued, size_estimate))
     }
 
     fn refresh_send_buffer_bytes(&self) -> std::io::Result<()> {
-        let bytes = socket2::SockRef::from(&self.socket).send_buffer_size()?;
+        let bytes = socket2::SockRef::from(self.socket.get_ref()).send_buffer_size()?;
         self.send_buffer_bytes.store(bytes, Ordering::Relaxed);
         Ok(())
     }
@@ -169,7 +187,8 @@ impl UdpSocket {
         crate::sys::allow_fragmentation(&socket, !is_ipv4(family))?;
         let send_buffer_bytes = AtomicUsize::new(socket.send_buffer_size()?);
         let std_socket: std::net::UdpSocket = socket.into();
-        let socket = crate::sync::with_reactor(|| tokio::net::UdpSocket::from_std(std_socket))?;
+        let socket =
+            crate::sync::with_reactor(|| crate::sys::register_udp(std_socket, Interest::READABLE))?;
         Ok(UdpSocket {
             shared: Arc::new(UdpShared {
                 socket,
@@ -253,7 +272,7 @@ impl Pollable for OutgoingDatagramStream {
         if !is_current(&self.shared, self.generation) {
             return;
         }
-        let _ = self.shared.socket.writable().await;
+        self.shared.wait_for_send_permit(self.size_estimate).await;
     }
 }
 
@@ -293,19 +312,21 @@ impl IncomingDatagramStream {
                 .map(IoSliceMut::new)
                 .collect();
             // Straight to the kernel: tokio's cached readiness may lag behind the socket.
-            let result =
-                shared
-                    .quinn
-                    .recv(UdpSockRef::from(&shared.socket), &mut slices, &mut metas);
+            let result = shared.quinn.recv(
+                UdpSockRef::from(shared.socket.get_ref()),
+                &mut slices,
+                &mut metas,
+            );
             if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
                 // A non-blocking receive does not report an ICMP error (connection refused,
                 // unreachable) pending on a connected socket; `SO_ERROR` does.
                 if self.remote.is_some()
-                    && let Some(error) = socket2::SockRef::from(&shared.socket).take_error()?
+                    && let Some(error) =
+                        socket2::SockRef::from(shared.socket.get_ref()).take_error()?
                 {
                     return Err(error);
                 }
-                shared.clear_readiness(Interest::READABLE);
+                shared.clear_read_readiness();
             }
             result?
         };
@@ -479,20 +500,14 @@ impl OutgoingDatagramStream {
                     )
                 })
                 .collect();
-            match crate::sys::send_many(&self.shared.socket, &batch) {
+            match crate::sys::send_many(self.shared.socket.get_ref(), &batch) {
                 Ok(n) => {
                     sent += n;
                     if n < batch.len() {
-                        self.shared.clear_readiness(Interest::WRITABLE);
                         return (sent, None);
                     }
                 }
-                Err(error) => {
-                    if error.kind() == std::io::ErrorKind::WouldBlock {
-                        self.shared.clear_readiness(Interest::WRITABLE);
-                    }
-                    return (sent, Some(error));
-                }
+                Err(error) => return (sent, Some(error)),
             }
         }
         (sent, None)
@@ -593,8 +608,8 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
         let address = to_socket_addr(local_address);
         check_family(udp.shared.family, &address)?;
         enforce(&policy, &stats, NetworkUse::UdpBind, address)?;
-        socket2::SockRef::from(&udp.shared.socket).bind(&address.into())?;
-        let port = udp.shared.socket.local_addr()?.port();
+        socket2::SockRef::from(udp.shared.socket.get_ref()).bind(&address.into())?;
+        let port = udp.shared.socket.get_ref().local_addr()?.port();
         udp.bound_address = Some(SocketAddr::new(address.ip(), port));
         udp.policy = Some(policy);
         udp.state = UdpState::BindStarted;
@@ -629,18 +644,18 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
             enforce(&policy, &udp.shared.stats, NetworkUse::UdpSend, *remote)?;
         }
         if let UdpState::Connected(_) = udp.state {
-            crate::sys::disconnect(&udp.shared.socket)?;
+            crate::sys::disconnect(udp.shared.socket.get_ref())?;
             udp.state = UdpState::Bound;
             // Linux releases an implicitly chosen port on disconnect; WASI keeps the socket
             // bound, so bind it to the same address again.
             if let Some(bound) = udp.bound_address
-                && udp.shared.socket.local_addr()?.port() == 0
+                && udp.shared.socket.get_ref().local_addr()?.port() == 0
             {
-                socket2::SockRef::from(&udp.shared.socket).bind(&bound.into())?;
+                socket2::SockRef::from(udp.shared.socket.get_ref()).bind(&bound.into())?;
             }
         }
         if let Some(remote) = remote {
-            socket2::SockRef::from(&udp.shared.socket).connect(&remote.into())?;
+            socket2::SockRef::from(udp.shared.socket.get_ref()).connect(&remote.into())?;
             udp.state = UdpState::Connected(remote);
         }
         let generation = udp.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -670,7 +685,7 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
         if matches!(udp.state, UdpState::Unbound | UdpState::BindStarted) {
             return Err(ErrorCode::InvalidState.into());
         }
-        Ok(from_socket_addr(udp.shared.socket.local_addr()?))
+        Ok(from_socket_addr(udp.shared.socket.get_ref().local_addr()?))
     }
 
     fn remote_address(&mut self, socket: Socket) -> SocketResult<IpSocketAddress> {
@@ -686,7 +701,7 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
 
     fn unicast_hop_limit(&mut self, socket: Socket) -> SocketResult<u8> {
         let udp = self.udp(&socket)?;
-        let sock = socket2::SockRef::from(&udp.shared.socket);
+        let sock = socket2::SockRef::from(udp.shared.socket.get_ref());
         let hops = if is_ipv4(udp.shared.family) {
             sock.ttl_v4()?
         } else {
@@ -700,7 +715,7 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
             return Err(ErrorCode::InvalidArgument.into());
         }
         let udp = self.udp(&socket)?;
-        let sock = socket2::SockRef::from(&udp.shared.socket);
+        let sock = socket2::SockRef::from(udp.shared.socket.get_ref());
         if is_ipv4(udp.shared.family) {
             sock.set_ttl_v4(u32::from(value))?;
         } else {
@@ -711,25 +726,25 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
 
     fn receive_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
         let udp = self.udp(&socket)?;
-        Ok(socket2::SockRef::from(&udp.shared.socket).recv_buffer_size()? as u64)
+        Ok(socket2::SockRef::from(udp.shared.socket.get_ref()).recv_buffer_size()? as u64)
     }
 
     fn set_receive_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
         let size = buffer_size(value)?;
         let udp = self.udp(&socket)?;
-        socket2::SockRef::from(&udp.shared.socket).set_recv_buffer_size(size)?;
+        socket2::SockRef::from(udp.shared.socket.get_ref()).set_recv_buffer_size(size)?;
         Ok(())
     }
 
     fn send_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
         let udp = self.udp(&socket)?;
-        Ok(socket2::SockRef::from(&udp.shared.socket).send_buffer_size()? as u64)
+        Ok(socket2::SockRef::from(udp.shared.socket.get_ref()).send_buffer_size()? as u64)
     }
 
     fn set_send_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
         let size = buffer_size(value)?;
         let udp = self.udp(&socket)?;
-        socket2::SockRef::from(&udp.shared.socket).set_send_buffer_size(size)?;
+        socket2::SockRef::from(udp.shared.socket.get_ref()).set_send_buffer_size(size)?;
         udp.shared.refresh_send_buffer_bytes()?;
         Ok(())
     }
