@@ -307,3 +307,36 @@ fn allow_deny_and_policy_file_rules() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn wasm_and_wasi_limits_are_enforced() {
+    let hello = root().join("examples/hello.wasm");
+    let out = run(weir().args(["run", "-W", "fuel=1000"]).arg(&hello));
+    assert_eq!(out.status.code(), Some(134), "out of fuel is a wasm trap");
+    assert!(
+        text(&out.stderr).contains("all fuel consumed"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(weir().args(["run", "-W", "fuel=100000000"]).arg(&hello));
+    assert!(out.status.success(), "enough fuel: {}", text(&out.stderr));
+
+    let out = run(weir().args(["run", "-S", "max-resources=1"]).arg(&hello));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("resource table has no free keys"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(weir()
+        .args(["run", "-W", "max-memory-size=65536"])
+        .arg(&hello));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exceeds memory limits"),
+        "{}",
+        text(&out.stderr)
+    );
+}
