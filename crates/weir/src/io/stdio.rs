@@ -270,9 +270,3 @@ pub(crate) fn is_terminal(fd: u8) -> bool {
         _ => io::stderr().is_terminal(),
     }
 }
-
-// Silence "unused" for the helper used only by `OutputStream` impls above.
-const _: fn() = || {
-    fn assert_output<T: OutputStream>(_: T) {}
-    assert_output(stdout());
-};
