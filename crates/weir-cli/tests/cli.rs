@@ -340,3 +340,45 @@ fn wasm_and_wasi_limits_are_enforced() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn output_written_without_a_flush_is_delivered_at_exit() {
+    // check-write, write "unflushed\n", return: no flush at all. The bytes must still reach
+    // stdout, and `weir run` must not wait forever for a flush nobody asked for.
+    let world = "package weir:cli-test;\nworld guest {\n  import wasi:io/streams@0.2.12;\n  import wasi:cli/stdout@0.2.12;\n  export wasi:cli/run@0.2.12;\n}";
+    let wat = r#"(module
+  (import "wasi:cli/stdout@0.2.12" "get-stdout" (func $get_stdout (result i32)))
+  (import "wasi:io/streams@0.2.12" "[method]output-stream.check-write" (func $check_write (param i32 i32)))
+  (import "wasi:io/streams@0.2.12" "[method]output-stream.write" (func $write (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0x100) "unflushed\n")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0x800))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32)
+    (local $out i32)
+    (local.set $out (call $get_stdout))
+    (call $check_write (local.get $out) (i32.const 0x10))
+    (call $write (local.get $out) (i32.const 0x100) (i32.const 10) (i32.const 0x20))
+    (i32.load8_u (i32.const 0x20))))"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unflushed.wasm");
+    std::fs::write(&path, weir_test_guests::wat_guest(world, wat).unwrap()).unwrap();
+    let mut child = weir()
+        .arg("run")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("weir run hung at exit waiting for an unrequested flush");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "unflushed\n");
+}

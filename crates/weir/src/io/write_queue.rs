@@ -70,6 +70,9 @@ impl WriteQueue {
     /// Waits until everything enqueued so far has been written and flushed, or the
     /// destination failed. Used before process exit so that no output is lost.
     pub(crate) fn wait_drained_blocking(&self) {
+        // Bytes a guest wrote without flushing are delivered too: ask for the flush here,
+        // or the wait below would never end.
+        self.request_flush();
         loop {
             {
                 let state = self.lock();
