@@ -27,8 +27,6 @@ enum Failure {
 #[derive(Default)]
 struct QueueState {
     chunks: VecDeque<Bytes>,
-    /// Bytes accepted and not yet written by the worker (including the batch in flight).
-    pending_bytes: usize,
     enqueued_total: u64,
     written_total: u64,
     /// The worker flushes the destination once `written_total` reaches this.
@@ -127,7 +125,6 @@ impl WriteQueue {
                     return;
                 }
                 let mut state = self.lock();
-                state.pending_bytes -= len;
                 state.written_total += len as u64;
                 drop(state);
                 self.progress.notify_waiters();
@@ -157,7 +154,6 @@ impl WriteQueue {
             Failure::Error(error)
         });
         state.chunks.clear();
-        state.pending_bytes = 0;
         drop(state);
         self.progress.notify_waiters();
     }
@@ -210,7 +206,9 @@ impl OutputStream for QueuedOutputStream {
         if state.flushed_total < self.flush_target {
             return Ok(0);
         }
-        Ok(self.queue.capacity.saturating_sub(state.pending_bytes))
+        // Accepted and not yet written by the worker, including the batch in flight.
+        let pending = state.enqueued_total - state.written_total;
+        Ok(self.queue.capacity.saturating_sub(pending as usize))
     }
 
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
@@ -219,7 +217,6 @@ impl OutputStream for QueuedOutputStream {
         if bytes.is_empty() {
             return Ok(());
         }
-        state.pending_bytes += bytes.len();
         state.enqueued_total += bytes.len() as u64;
         state.chunks.push_back(bytes);
         drop(state);
