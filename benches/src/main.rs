@@ -149,18 +149,21 @@ impl wasmtime_wasi::WasiView for WasmtimeWasiHost {
     }
 }
 
-/// Runs the `stdout_flood` guest once under `linker`; times the run until `drain` returned.
+/// Runs `guest` once under `linker`; times the run from just after `before` (called once the
+/// component is compiled) until `drain` returned.
 pub(crate) fn time_guest<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     engine: &Engine,
     guest: &str,
     linker: Linker<T>,
     host: T,
+    before: impl FnOnce(),
     drain: impl FnOnce(),
 ) -> Result<std::time::Duration> {
     let bytes = weir_test_guests::rust_guest(guest).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let component = Component::new(engine, &*bytes).map_err(anyhow::Error::from)?;
     let mut store = Store::new(engine, host);
+    before();
     let start = Instant::now();
     let outcome = runtime
         .block_on(weir::command::run_async(&mut store, &linker, &component))
@@ -220,6 +223,7 @@ fn child_stdout(args: &[String]) -> Result<()> {
                 "stdout_flood",
                 linker,
                 host,
+                || {},
                 weir::io::stdio::flush_stdio,
             )?
         }
@@ -234,9 +238,17 @@ fn child_stdout(args: &[String]) -> Result<()> {
                 wasi,
                 table: ResourceTable::new(),
             };
-            time_guest(&runtime, &engine, "stdout_flood", linker, host, || {
-                let _ = std::io::stdout().flush();
-            })?
+            time_guest(
+                &runtime,
+                &engine,
+                "stdout_flood",
+                linker,
+                host,
+                || {},
+                || {
+                    let _ = std::io::stdout().flush();
+                },
+            )?
         }
         other => bail!("unknown host `{other}`"),
     };

@@ -41,9 +41,14 @@ fn native_sendmmsg(socket: &UdpSocket, payload: &[u8], count: u64) -> Result<()>
     Ok(())
 }
 
-/// Runs `udp_flood ARGS` under `host` and returns (elapsed, stdout).
-fn run_guest(host: &str, guest_args: &[String]) -> Result<(Duration, String)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs `udp_flood ARGS` under `host` and returns (elapsed, stdout). `before` runs once the
+/// component is compiled, just before the guest starts.
+fn run_guest(
+    host: &str,
+    guest_args: &[String],
+    before: impl FnOnce(),
+) -> Result<(Duration, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let engine = Engine::default();
@@ -64,7 +69,7 @@ fn run_guest(host: &str, guest_args: &[String]) -> Result<(Duration, String)> {
                 wasi,
                 table: ResourceTable::new(),
             };
-            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, || {})?;
+            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, before, || {})?;
             Ok((
                 elapsed,
                 String::from_utf8_lossy(&stdout.contents()).into_owned(),
@@ -85,7 +90,7 @@ fn run_guest(host: &str, guest_args: &[String]) -> Result<(Duration, String)> {
                 wasi,
                 table: ResourceTable::new(),
             };
-            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, || {})?;
+            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, before, || {})?;
             Ok((
                 elapsed,
                 String::from_utf8_lossy(&stdout.contents()).into_owned(),
@@ -150,7 +155,7 @@ pub fn send_bench(args: &[String]) -> Result<()> {
                             size.to_string(),
                             count.to_string(),
                         ];
-                        run_guest(guest_host, &guest_args)?.0
+                        run_guest(guest_host, &guest_args, || {})?.0
                     }
                 };
                 samples[i].push(count as f64 / elapsed.as_secs_f64());
@@ -173,17 +178,116 @@ pub fn send_bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Floods `target` with 64-byte datagrams until `stop`.
-fn flood(target: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Result<()>> {
-    std::thread::spawn(move || {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        socket.connect(target)?;
-        let payload = [9u8; 64];
-        while !stop.load(Ordering::Relaxed) {
-            // ECONNREFUSED while the receiver is not bound yet: keep going.
-            let _ = native_sendmmsg(&socket, &payload, BATCH as u64);
+/// CPU time consumed so far by the whole process (all threads).
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A native thread flooding a port with 64-byte datagrams until stopped.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<Duration>>,
+}
+
+impl Flood {
+    /// `gso`: send each batch as one UDP GSO buffer (`UDP_SEGMENT`) instead of `sendmmsg`.
+    fn start(target: SocketAddr, gso: bool) -> Result<Flood> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("flooder".into())
+            .spawn(move || {
+                let socket = UdpSocket::bind("127.0.0.1:0")?;
+                socket.connect(target)?;
+                let payload = [9u8; 64];
+                let batch = [9u8; 64 * BATCH];
+                let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+                if gso && state.max_gso_segments() < BATCH {
+                    anyhow::bail!("this kernel cannot send {BATCH} GSO segments per call");
+                }
+                let transmit = quinn_udp::Transmit {
+                    destination: target,
+                    ecn: None,
+                    contents: &batch,
+                    segment_size: Some(64),
+                    src_ip: None,
+                };
+                while !flag.load(Ordering::Relaxed) {
+                    // ECONNREFUSED while the receiver is not bound yet: keep going.
+                    let _ = if gso {
+                        state
+                            .try_send((&socket).into(), &transmit)
+                            .map_err(Into::into)
+                    } else {
+                        native_sendmmsg(&socket, &payload, BATCH as u64)
+                    };
+                }
+                let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+                Ok(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+            })?;
+        Ok(Flood { stop, thread })
+    }
+
+    /// Stops the flood; returns the CPU time the flooding thread used.
+    fn finish(self) -> Result<Duration> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood thread panicked"))?
+    }
+}
+
+/// One receive measurement: datagrams received, and the CPU time the receiving side used
+/// (the whole process's CPU time during the run minus the flooding thread's).
+struct ReceiveSample {
+    received: u64,
+    receiver_cpu: Duration,
+}
+
+fn receive_once(host: &str, port: u16, millis: u64, gso: bool) -> Result<ReceiveSample> {
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let mut started: Option<(Duration, Flood)> = None;
+    let received = match host {
+        "native recv" => {
+            let socket = UdpSocket::bind(target)?;
+            socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+            let mut buffer = [0u8; 2048];
+            started = Some((process_cpu(), Flood::start(target, gso)?));
+            let deadline = Instant::now() + Duration::from_millis(millis);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                if socket.recv(&mut buffer).is_ok() {
+                    n += 1;
+                }
+            }
+            n
         }
-        Ok(())
+        guest_host => {
+            let guest_args = ["receive".into(), port.to_string(), millis.to_string()];
+            let mut flood_error = None;
+            let (_, out) = run_guest(guest_host, &guest_args, || {
+                match Flood::start(target, gso) {
+                    Ok(flood) => started = Some((process_cpu(), flood)),
+                    Err(error) => flood_error = Some(error),
+                }
+            })?;
+            if let Some(error) = flood_error {
+                return Err(error);
+            }
+            out.trim()
+                .parse()
+                .with_context(|| format!("{guest_host} printed `{out}`"))?
+        }
+    };
+    let (cpu_before, flood) = started.context("the flood never started")?;
+    let flood_cpu = flood.finish()?;
+    let receiver_cpu = process_cpu()
+        .saturating_sub(cpu_before)
+        .saturating_sub(flood_cpu);
+    Ok(ReceiveSample {
+        received,
+        receiver_cpu,
     })
 }
 
@@ -191,59 +295,45 @@ pub fn receive_bench(args: &[String]) -> Result<()> {
     let millis = arg(args, 0, 2000)?;
     let runs = arg(args, 1, 3)? as usize;
     let hosts = ["native recv", "wasmtime-wasi", "weir"];
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
-    for _ in 0..runs {
-        for (i, host) in hosts.iter().enumerate() {
-            if std::env::var("BENCH_ONLY").is_ok_and(|only| only != *host) {
-                samples[i].push(f64::NAN);
-                continue;
+    for (flood_name, gso) in [("sendmmsg", false), ("UDP GSO", true)] {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
+        let mut per_cpu: Vec<Vec<f64>> = vec![Vec::new(); hosts.len()];
+        for _ in 0..runs {
+            for (i, host) in hosts.iter().enumerate() {
+                if std::env::var("BENCH_ONLY").is_ok_and(|only| only != *host) {
+                    rates[i].push(f64::NAN);
+                    per_cpu[i].push(f64::NAN);
+                    continue;
+                }
+                let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+                let sample = receive_once(host, port, millis, gso)?;
+                rates[i].push(sample.received as f64 / (millis as f64 / 1000.0));
+                per_cpu[i].push(sample.received as f64 / sample.receiver_cpu.as_secs_f64());
             }
-            let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
-            let target: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let flooder = flood(target, stop.clone());
-            let received: u64 = match *host {
-                "native recv" => {
-                    let socket = UdpSocket::bind(target)?;
-                    socket.set_read_timeout(Some(Duration::from_millis(50)))?;
-                    let mut buffer = [0u8; 2048];
-                    let deadline = Instant::now() + Duration::from_millis(millis);
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        if socket.recv(&mut buffer).is_ok() {
-                            n += 1;
-                        }
-                    }
-                    n
-                }
-                guest_host => {
-                    let guest_args = ["receive".into(), port.to_string(), millis.to_string()];
-                    let (_, out) = run_guest(guest_host, &guest_args)?;
-                    out.trim()
-                        .parse()
-                        .with_context(|| format!("{guest_host} printed `{out}`"))?
-                }
-            };
-            stop.store(true, Ordering::Relaxed);
-            flooder
-                .join()
-                .map_err(|_| anyhow::anyhow!("flood thread"))??;
-            samples[i].push(received as f64 / (millis as f64 / 1000.0));
+        }
+        for (title, samples) in [
+            ("datagrams per second of wall-clock time", rates),
+            (
+                "datagrams per CPU-second of the receiving side (process CPU minus the flooder's)",
+                per_cpu,
+            ),
+        ] {
+            let medians: Vec<(&str, f64)> = hosts
+                .iter()
+                .copied()
+                .zip(samples.into_iter().map(median))
+                .collect();
+            print_table(
+                &format!(
+                    "udp-receive: 64 B datagrams flooded by a native {flood_name} thread, {millis} ms per run, {runs} runs: {title}"
+                ),
+                &medians,
+                medians[1].1,
+                medians[0].1,
+                "native recv",
+            );
+            println!();
         }
     }
-    let rates: Vec<(&str, f64)> = hosts
-        .iter()
-        .copied()
-        .zip(samples.into_iter().map(median))
-        .collect();
-    print_table(
-        &format!(
-            "udp-receive: 64 B datagrams flooded by a native sendmmsg thread, {millis} ms per run, {runs} runs"
-        ),
-        &rates,
-        rates[1].1,
-        rates[0].1,
-        "native recv",
-    );
     Ok(())
 }

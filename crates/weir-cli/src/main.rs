@@ -150,7 +150,8 @@ fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
     }
     builder
         .network_policy(network_policy(args, wasi_options)?)
-        .allow_udp(wasi_options.network.udp);
+        .allow_udp(wasi_options.network.udp)
+        .allow_tcp(wasi_options.network.tcp);
     if let Some(cwd) = &wasi_options.cwd {
         builder.initial_cwd(cwd.clone());
     }
@@ -172,13 +173,20 @@ fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
     Ok(builder.build())
 }
 
-/// The policy from `-S inherit-network`, `--allow`, `--deny` and `--policy`.
+/// The policy from `-S inherit-network`, `-S allow-ip-name-lookup`, `--allow`, `--deny` and
+/// `--policy`.
 fn network_policy(args: &RunArgs, wasi_options: &WasiOptions) -> Result<NetworkPolicy> {
     let mut policy = if wasi_options.network.inherit_network {
-        NetworkPolicy::allow_all()
+        NetworkPolicy::allow_all_sockets()
     } else {
         NetworkPolicy::deny_all()
     };
+    if wasi_options.network.allow_ip_name_lookup {
+        policy = policy.with_rule(weir::sockets::Rule::names(
+            weir::sockets::Action::Allow,
+            weir::sockets::NamePattern::Any,
+        ));
+    }
     if let Some(path) = &args.policy {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("--policy {}: cannot read the file", path.display()))?;

@@ -35,6 +35,8 @@ wasmtime::component::bindgen!({
         "wasi:sockets/udp.udp-socket": crate::sockets::udp::UdpSocket,
         "wasi:sockets/udp.incoming-datagram-stream": crate::sockets::udp::IncomingDatagramStream,
         "wasi:sockets/udp.outgoing-datagram-stream": crate::sockets::udp::OutgoingDatagramStream,
+        "wasi:sockets/tcp.tcp-socket": crate::sockets::tcp::TcpSocket,
+        "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::sockets::ip_name_lookup::ResolveAddressStream,
         "wasi:cli/terminal-input.terminal-input": crate::cli::TerminalInput,
         "wasi:cli/terminal-output.terminal-output": crate::cli::TerminalOutput,
     },

@@ -220,6 +220,20 @@ impl WasiCtxBuilder {
         self
     }
 
+    /// Whether the guest may create TCP sockets at all (default: yes; what it may do with
+    /// them is up to the network policy).
+    pub fn allow_tcp(&mut self, enabled: bool) -> &mut Self {
+        self.ctx.sockets.config.tcp = enabled;
+        self
+    }
+
+    /// The most TCP sockets (listeners and connections) the guest may have open at once
+    /// (default [`crate::sockets::DEFAULT_MAX_TCP_SOCKETS`]); one more is `new-socket-limit`.
+    pub fn max_tcp_sockets(&mut self, max: usize) -> &mut Self {
+        self.ctx.sockets.config.max_tcp_sockets = max;
+        self
+    }
+
     /// The most UDP sockets the guest may have open at once (default
     /// [`crate::sockets::DEFAULT_MAX_UDP_SOCKETS`]); one more is `new-socket-limit`.
     pub fn max_udp_sockets(&mut self, max: usize) -> &mut Self {

@@ -41,6 +41,9 @@ fn add_nonblocking<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::R
     wasi::sockets::instance_network::add_to_linker::<T, HasWasi>(linker, get)?;
     wasi::sockets::udp::add_to_linker::<T, HasWasi>(linker, get)?;
     wasi::sockets::udp_create_socket::add_to_linker::<T, HasWasi>(linker, get)?;
+    wasi::sockets::tcp::add_to_linker::<T, HasWasi>(linker, get)?;
+    wasi::sockets::tcp_create_socket::add_to_linker::<T, HasWasi>(linker, get)?;
+    wasi::sockets::ip_name_lookup::add_to_linker::<T, HasWasi>(linker, get)?;
     Ok(())
 }
 

@@ -35,6 +35,14 @@ pub(crate) fn with_reactor<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Runs `future` in the background on the current tokio runtime, or on Weir's own.
+pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => drop(handle.spawn(future)),
+        Err(_) => drop(fallback_runtime().spawn(future)),
+    }
+}
+
 /// Runs `future` to completion on this thread, whether or not a tokio runtime is current.
 pub(crate) fn block_on<F: Future + Send>(future: F) -> F::Output
 where

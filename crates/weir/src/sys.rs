@@ -155,15 +155,86 @@ pub(crate) fn send_many(
     Ok(sent)
 }
 
-/// Registers a UDP socket with the current tokio reactor for `interest`.
-pub(crate) fn register_udp(
-    socket: std::net::UdpSocket,
+/// Registers a socket with the current tokio reactor for `interest`.
+pub(crate) fn register<S: std::os::fd::AsRawFd + Into<std::os::fd::OwnedFd>>(
+    socket: S,
     interest: tokio::io::Interest,
-) -> io::Result<tokio::io::unix::AsyncFd<std::net::UdpSocket>> {
-    // SAFETY: a `std::net::UdpSocket` owns its descriptor, which stays open and unchanged for
-    // as long as the `AsyncFd` owns the socket; Weir never swaps the inner socket.
+) -> io::Result<tokio::io::unix::AsyncFd<S>> {
+    // SAFETY: the socket owns its descriptor (it converts into an `OwnedFd`), which stays
+    // open and unchanged for as long as the `AsyncFd` owns the socket; Weir never swaps the
+    // inner socket.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
         .map_err(|error| error.into_parts().1)
+}
+
+/// One `recv` of at most `len` bytes into `buffer`'s spare capacity (no zero-filling first).
+pub(crate) fn receive_into(
+    socket: &socket2::Socket,
+    buffer: &mut bytes::BytesMut,
+    len: usize,
+) -> io::Result<usize> {
+    buffer.reserve(len);
+    let start = buffer.len();
+    let spare = &mut buffer.spare_capacity_mut()[..len];
+    let n = socket.recv(spare)?;
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity (it returns how
+    // many it wrote, at most `len`), so the buffer's first `start + n` bytes are initialised.
+    unsafe { buffer.set_len(start + n.min(len)) };
+    Ok(n)
+}
+
+/// glibc's "no address of the requested family" code, which the `libc` crate does not export.
+const EAI_ADDRFAMILY: libc::c_int = -9;
+
+/// Resolves `name` with the system resolver (`getaddrinfo`), blocking. Errors are the WIT's
+/// `resolve-next-address` codes.
+pub(crate) fn resolve_host(name: &str) -> Result<Vec<std::net::IpAddr>, ErrorCode> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Err(ErrorCode::InvalidArgument);
+    };
+    // SAFETY: an all-zero `addrinfo` is a valid "no hints" value; the fields set below are
+    // plain integers.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `c_name` is a NUL-terminated string and `hints` a valid addrinfo, both alive
+    // across the call; `list` receives a list that is freed below with `freeaddrinfo`.
+    let status = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if status != 0 {
+        return Err(match status {
+            libc::EAI_NONAME | libc::EAI_NODATA | EAI_ADDRFAMILY => ErrorCode::NameUnresolvable,
+            libc::EAI_AGAIN => ErrorCode::TemporaryResolverFailure,
+            libc::EAI_MEMORY => ErrorCode::OutOfMemory,
+            libc::EAI_SYSTEM => socket_error_code(&io::Error::last_os_error()),
+            _ => ErrorCode::PermanentResolverFailure,
+        });
+    }
+    let mut addresses = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a non-null node of the list getaddrinfo returned, not yet freed.
+        let info = unsafe { &*entry };
+        if !info.ai_addr.is_null() {
+            if info.ai_family == libc::AF_INET {
+                // SAFETY: for AF_INET entries `ai_addr` points at a `sockaddr_in`.
+                let sin = unsafe { &*(info.ai_addr as *const libc::sockaddr_in) };
+                addresses.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))));
+            } else if info.ai_family == libc::AF_INET6 {
+                // SAFETY: for AF_INET6 entries `ai_addr` points at a `sockaddr_in6`.
+                let sin6 = unsafe { &*(info.ai_addr as *const libc::sockaddr_in6) };
+                addresses.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+            }
+        }
+        entry = info.ai_next;
+    }
+    // SAFETY: `list` came from a successful getaddrinfo and is freed exactly once; no
+    // reference into it outlives this point.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok(addresses)
 }
 
 #[cfg(test)]

@@ -4,53 +4,23 @@
 
 mod common;
 
-use common::{MODES, Mode, assert_trap, run_rust};
+use common::{MODES, Mode, assert_lines, assert_trap, run_rust};
 use weir::WasiCtxBuilder;
-use weir::command::Outcome;
-use weir::io::MemoryOutputPipe;
 use weir::sockets::NetworkPolicy;
 
-/// Runs the script under `policy` (plus `configure`) and returns the printed lines.
+/// Runs the `udp_script` guest under `policy` (plus `configure`); returns what each command
+/// printed.
 fn script_with(
     mode: Mode,
     policy: NetworkPolicy,
     configure: impl FnOnce(&mut WasiCtxBuilder),
     commands: &[&str],
 ) -> Vec<String> {
-    let out = MemoryOutputPipe::new(1 << 20);
-    let outcome = run_rust(mode, "udp_script", commands, |b| {
-        b.network_policy(policy).stdout(out.clone());
-        configure(b);
-    })
-    .unwrap_or_else(|e| panic!("{mode:?}: {}", common::chain(&e)));
-    assert_eq!(outcome, Outcome::Success, "{mode:?}");
-    String::from_utf8(out.contents().to_vec())
-        .unwrap()
-        .lines()
-        .map(|line| {
-            line.split_once(" => ")
-                .map(|(_, r)| r.to_string())
-                .unwrap_or_default()
-        })
-        .collect()
+    common::run_script(mode, "udp_script", policy, configure, commands)
 }
 
 fn script(mode: Mode, commands: &[&str]) -> Vec<String> {
     script_with(mode, NetworkPolicy::allow_all(), |_| {}, commands)
-}
-
-fn assert_lines(actual: &[String], expected: &[&str]) {
-    assert_eq!(actual.len(), expected.len(), "{actual:#?}");
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        if let Some(prefix) = e.strip_suffix('*') {
-            assert!(
-                a.starts_with(prefix),
-                "line {i}: `{a}` does not start with `{prefix}`"
-            );
-        } else {
-            assert_eq!(a, e, "line {i}");
-        }
-    }
 }
 
 #[test]

@@ -1,9 +1,9 @@
-//! `wasi:sockets`: network, instance-network, UDP, under a deny-by-default [`NetworkPolicy`].
-//!
-//! TCP and `ip-name-lookup` are not implemented yet; a component importing them fails to
-//! link.
+//! `wasi:sockets`: network, instance-network, UDP, TCP and `ip-name-lookup`, under a
+//! deny-by-default [`NetworkPolicy`].
 
+pub mod ip_name_lookup;
 mod policy;
+pub mod tcp;
 pub mod udp;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use wasmtime::component::Resource;
 
-pub use policy::{Action, Cidr, Decision, NetworkPolicy, NetworkUse, PolicyError, Rule};
+pub use policy::{
+    Action, Cidr, Decision, NamePattern, NetworkPolicy, NetworkUse, PolicyError, Rule,
+};
 
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::instance_network;
@@ -24,6 +26,8 @@ use crate::io::IoError;
 
 /// Default for [`SocketsConfig::max_udp_sockets`].
 pub const DEFAULT_MAX_UDP_SOCKETS: usize = 256;
+/// Default for [`SocketsConfig::max_tcp_sockets`] (listeners and connections together).
+pub const DEFAULT_MAX_TCP_SOCKETS: usize = 1024;
 
 /// Per-instance network settings.
 #[derive(Clone, Debug)]
@@ -34,6 +38,10 @@ pub struct SocketsConfig {
     pub udp: bool,
     /// The most UDP sockets the guest may have open at once.
     pub max_udp_sockets: usize,
+    /// Whether `create-tcp-socket` works at all (`-S tcp`).
+    pub tcp: bool,
+    /// The most TCP sockets (listeners and connections) the guest may have open at once.
+    pub max_tcp_sockets: usize,
 }
 
 impl Default for SocketsConfig {
@@ -42,6 +50,8 @@ impl Default for SocketsConfig {
             policy: Arc::new(NetworkPolicy::deny_all()),
             udp: true,
             max_udp_sockets: DEFAULT_MAX_UDP_SOCKETS,
+            tcp: true,
+            max_tcp_sockets: DEFAULT_MAX_TCP_SOCKETS,
         }
     }
 }
@@ -57,7 +67,16 @@ pub struct NetworkStats {
     pub udp_datagrams_received: AtomicU64,
     /// UDP payload bytes received.
     pub udp_bytes_received: AtomicU64,
-    /// Operations the policy denied (including dropped incoming datagrams).
+    /// TCP connections established (connected or accepted).
+    pub tcp_connections: AtomicU64,
+    /// TCP bytes sent.
+    pub tcp_bytes_sent: AtomicU64,
+    /// TCP bytes received.
+    pub tcp_bytes_received: AtomicU64,
+    /// Host names resolved.
+    pub name_lookups: AtomicU64,
+    /// Operations the policy denied (including dropped incoming datagrams and refused
+    /// incoming connections).
     pub denied: AtomicU64,
 }
 
@@ -70,11 +89,16 @@ impl NetworkStats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "udp: {} datagrams / {} bytes sent, {} datagrams / {} bytes received; {} denied",
+            "udp: {} datagrams / {} bytes sent, {} datagrams / {} bytes received; \
+             tcp: {} connections, {} bytes sent, {} bytes received; {} name lookups; {} denied",
             get(&self.udp_datagrams_sent),
             get(&self.udp_bytes_sent),
             get(&self.udp_datagrams_received),
             get(&self.udp_bytes_received),
+            get(&self.tcp_connections),
+            get(&self.tcp_bytes_sent),
+            get(&self.tcp_bytes_received),
+            get(&self.name_lookups),
             get(&self.denied),
         )
     }
@@ -86,6 +110,38 @@ pub(crate) struct SocketsCtx {
     pub(crate) config: SocketsConfig,
     pub(crate) stats: Arc<NetworkStats>,
     pub(crate) open_udp_sockets: Arc<AtomicUsize>,
+    pub(crate) open_tcp_sockets: Arc<AtomicUsize>,
+}
+
+/// One socket's share of a per-instance socket limit, released when the socket closes.
+pub(crate) struct SocketSlot(Arc<AtomicUsize>);
+
+impl SocketSlot {
+    /// Takes a slot of `open`, or fails with `new-socket-limit` when `max` are taken.
+    pub(crate) fn take(open: &Arc<AtomicUsize>, max: usize) -> SocketResult<SocketSlot> {
+        let before = open.fetch_add(1, Ordering::AcqRel);
+        let slot = SocketSlot(open.clone());
+        if before >= max {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A buffer size for `set-receive-buffer-size`/`set-send-buffer-size`: 0 is refused;
+/// anything else is clamped to what `setsockopt` takes (the kernel clamps further and
+/// doubles it).
+pub(crate) fn buffer_size(value: u64) -> SocketResult<usize> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument.into());
+    }
+    Ok(value.min(i32::MAX as u64 / 2) as usize)
 }
 
 /// The guest's `network` resource: the policy it was created under.
@@ -108,6 +164,12 @@ impl From<std::io::Error> for SocketError {
     }
 }
 
+impl From<rustix::io::Errno> for SocketError {
+    fn from(errno: rustix::io::Errno) -> Self {
+        std::io::Error::from(errno).into()
+    }
+}
+
 /// Result of a socket operation.
 pub type SocketResult<T> = Result<T, SocketError>;
 
@@ -122,14 +184,35 @@ pub(crate) fn enforce(
     match policy.check(network_use, address) {
         Decision::Allowed(_) => Ok(()),
         Decision::Denied(rule) => {
-            let rule = match rule {
-                Some(rule) => rule.to_string(),
-                None => "no allow rule matched (deny by default)".to_string(),
-            };
+            let rule = denial_reason(rule);
             tracing::warn!(target: "weir::policy", %address, r#use = %network_use, %rule, "network access denied");
             NetworkStats::add(&stats.denied, 1);
             Err(ErrorCode::AccessDenied.into())
         }
+    }
+}
+
+/// Checks a lookup of `name` against `policy`, like [`enforce`].
+pub(crate) fn enforce_name(
+    policy: &NetworkPolicy,
+    stats: &NetworkStats,
+    name: &str,
+) -> SocketResult<()> {
+    match policy.check_name(name) {
+        Decision::Allowed(_) => Ok(()),
+        Decision::Denied(rule) => {
+            let rule = denial_reason(rule);
+            tracing::warn!(target: "weir::policy", %name, r#use = %NetworkUse::IpNameLookup, %rule, "network access denied");
+            NetworkStats::add(&stats.denied, 1);
+            Err(ErrorCode::AccessDenied.into())
+        }
+    }
+}
+
+fn denial_reason(rule: Option<&Rule>) -> String {
+    match rule {
+        Some(rule) => rule.to_string(),
+        None => "no allow rule matched (deny by default)".to_string(),
     }
 }
 
@@ -193,8 +276,49 @@ pub(crate) fn check_remote(family: IpAddressFamily, address: &SocketAddr) -> Soc
     Ok(())
 }
 
+/// A usable unicast remote address (what TCP needs): [`check_remote`], and neither multicast
+/// nor the IPv4 broadcast address.
+pub(crate) fn check_unicast_remote(
+    family: IpAddressFamily,
+    address: &SocketAddr,
+) -> SocketResult<()> {
+    check_remote(family, address)?;
+    let broadcast = matches!(address, SocketAddr::V4(a) if a.ip().is_broadcast());
+    if address.ip().is_multicast() || broadcast {
+        return Err(ErrorCode::InvalidArgument.into());
+    }
+    Ok(())
+}
+
 pub(crate) fn is_ipv4(family: IpAddressFamily) -> bool {
     matches!(family, IpAddressFamily::Ipv4)
+}
+
+/// `IP_TTL` or `IPV6_UNICAST_HOPS`, whichever the family uses.
+pub(crate) fn hop_limit(socket: socket2::SockRef<'_>, family: IpAddressFamily) -> SocketResult<u8> {
+    let hops = if is_ipv4(family) {
+        socket.ttl_v4()?
+    } else {
+        socket.unicast_hops_v6()?
+    };
+    Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+}
+
+/// Sets the hop limit; 0 is `invalid-argument`.
+pub(crate) fn set_hop_limit(
+    socket: socket2::SockRef<'_>,
+    family: IpAddressFamily,
+    value: u8,
+) -> SocketResult<()> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument.into());
+    }
+    if is_ipv4(family) {
+        socket.set_ttl_v4(u32::from(value))?;
+    } else {
+        socket.set_unicast_hops_v6(u32::from(value))?;
+    }
+    Ok(())
 }
 
 impl network_bindings::Host for WasiCtxView<'_> {

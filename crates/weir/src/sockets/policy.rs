@@ -9,6 +9,12 @@
 //! or `*=*` (every use, every address, every port). A bare address is a single host
 //! (`/32` or `/128`).
 //!
+//! `ip-name-lookup` rules name host-name patterns instead of addresses:
+//! `ip-name-lookup=localhost`, `ip-name-lookup=*.example.com` (subdomains of example.com) or
+//! `ip-name-lookup=*` (any name). A rule naming other uses too (like `*=*`) covers name
+//! lookups only when its address is `*` and its ports are all ports. IP literals given to
+//! `resolve-addresses` involve no lookup and are not subject to these rules.
+//!
 //! TOML form (`weir run --policy FILE`):
 //!
 //! ```toml
@@ -20,6 +26,10 @@
 //! [[deny]]
 //! uses = ["udp-send"]
 //! cidr = "127.0.0.2"
+//!
+//! [[allow]]
+//! uses = ["ip-name-lookup"]
+//! names = ["localhost", "*.example.com"]
 //! ```
 
 use std::fmt;
@@ -215,6 +225,77 @@ fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, PolicyError> {
     Ok(low..=high)
 }
 
+/// The host names an `ip-name-lookup` rule covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamePattern {
+    /// Every name (`*`).
+    Any,
+    /// Exactly this name (compared without case and without a trailing dot).
+    Exact(String),
+    /// Every subdomain of this name (`*.example.com`), not the name itself.
+    Subdomains(String),
+    /// No name: the rule is about addresses only.
+    Nothing,
+}
+
+impl NamePattern {
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        let name = normalize_name(name);
+        match self {
+            NamePattern::Any => true,
+            NamePattern::Exact(exact) => name == *exact,
+            NamePattern::Subdomains(parent) => name
+                .strip_suffix(parent.as_str())
+                .is_some_and(|label| label.len() > 1 && label.ends_with('.')),
+            NamePattern::Nothing => false,
+        }
+    }
+}
+
+fn normalize_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl FromStr for NamePattern {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        if s == "*" {
+            return Ok(NamePattern::Any);
+        }
+        let (subdomains, name) = match s.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !valid {
+            return Err(PolicyError(format!(
+                "`{s}` is not a host-name pattern (`*`, `NAME` or `*.NAME`, ASCII)"
+            )));
+        }
+        let name = normalize_name(name);
+        Ok(if subdomains {
+            NamePattern::Subdomains(name)
+        } else {
+            NamePattern::Exact(name)
+        })
+    }
+}
+
+impl fmt::Display for NamePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamePattern::Any => f.write_str("*"),
+            NamePattern::Exact(name) => f.write_str(name),
+            NamePattern::Subdomains(name) => write!(f, "*.{name}"),
+            NamePattern::Nothing => f.write_str("(no names)"),
+        }
+    }
+}
+
 /// Allow or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -235,27 +316,70 @@ pub struct Rule {
     pub cidr: Cidr,
     /// The ports it covers.
     pub ports: RangeInclusive<u16>,
+    /// The host names it covers, if it covers `ip-name-lookup`.
+    pub names: NamePattern,
 }
 
 impl Rule {
-    /// Parses `USES=CIDR[:PORTS]` (see the module docs).
+    /// A rule about addresses: `uses` of `cidr` on `ports`. It covers name lookups (if
+    /// `uses` includes `ip-name-lookup`) only when it covers every address and port.
+    pub fn addresses(
+        action: Action,
+        uses: Vec<NetworkUse>,
+        cidr: Cidr,
+        ports: RangeInclusive<u16>,
+    ) -> Rule {
+        let names = if cidr == Cidr::ANY && ports == (0..=u16::MAX) {
+            NamePattern::Any
+        } else {
+            NamePattern::Nothing
+        };
+        Rule {
+            action,
+            uses,
+            cidr,
+            ports,
+            names,
+        }
+    }
+
+    /// A rule about `ip-name-lookup` of the names matching `names`.
+    pub fn names(action: Action, names: NamePattern) -> Rule {
+        Rule {
+            action,
+            uses: vec![NetworkUse::IpNameLookup],
+            cidr: Cidr::ANY,
+            ports: 0..=u16::MAX,
+            names,
+        }
+    }
+
+    /// Parses `USES=CIDR[:PORTS]`, or `ip-name-lookup=PATTERN` (see the module docs).
     pub fn parse(action: Action, text: &str) -> Result<Rule, PolicyError> {
         let (uses, target) = text.split_once('=').ok_or_else(|| {
             PolicyError(format!(
-                "`{text}`: expected USES=CIDR[:PORTS], e.g. udp-send=127.0.0.0/8:5000-5999"
+                "`{text}`: expected USES=CIDR[:PORTS], e.g. udp-send=127.0.0.0/8:5000-5999, \
+                 or ip-name-lookup=NAME-PATTERN"
             ))
         })?;
         let uses = parse_uses(uses.split(','))?;
+        if uses == [NetworkUse::IpNameLookup] {
+            return Ok(Rule::names(action, target.parse()?));
+        }
         let (cidr, ports) = split_target(target);
-        Ok(Rule {
+        Ok(Rule::addresses(
             action,
             uses,
-            cidr: cidr.parse()?,
-            ports: match ports {
+            cidr.parse()?,
+            match ports {
                 Some(p) => parse_ports(p)?,
                 None => 0..=u16::MAX,
             },
-        })
+        ))
+    }
+
+    fn matches_name(&self, name: &str) -> bool {
+        self.uses.contains(&NetworkUse::IpNameLookup) && self.names.matches(name)
     }
 
     fn matches(&self, network_use: NetworkUse, address: SocketAddr) -> bool {
@@ -310,6 +434,9 @@ impl fmt::Display for Rule {
             Action::Deny => "deny",
         };
         let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
+        if self.uses == [NetworkUse::IpNameLookup] {
+            return write!(f, "{action} ip-name-lookup={}", self.names);
+        }
         write!(
             f,
             "{action} {}={}:{}-{}",
@@ -337,6 +464,21 @@ impl Decision<'_> {
     }
 }
 
+/// Deny wins; otherwise the first matching allow rule; otherwise denied by default.
+fn decide<'a>(matching: impl Iterator<Item = &'a Rule>) -> Decision<'a> {
+    let mut allowed_by = None;
+    for rule in matching {
+        match rule.action {
+            Action::Deny => return Decision::Denied(Some(rule)),
+            Action::Allow => allowed_by = allowed_by.or(Some(rule)),
+        }
+    }
+    match allowed_by {
+        Some(rule) => Decision::Allowed(rule),
+        None => Decision::Denied(None),
+    }
+}
+
 /// A set of allow/deny rules; everything not allowed is denied.
 ///
 /// ```
@@ -360,14 +502,26 @@ impl NetworkPolicy {
         NetworkPolicy::default()
     }
 
-    /// Every use of every address (`weir run -S inherit-network`).
+    /// Every use of every address, and every name lookup.
     pub fn allow_all() -> Self {
-        NetworkPolicy::deny_all().with_rule(Rule {
-            action: Action::Allow,
-            uses: NetworkUse::ALL.to_vec(),
-            cidr: Cidr::ANY,
-            ports: 0..=u16::MAX,
-        })
+        NetworkPolicy::deny_all().with_rule(Rule::addresses(
+            Action::Allow,
+            NetworkUse::ALL.to_vec(),
+            Cidr::ANY,
+            0..=u16::MAX,
+        ))
+    }
+
+    /// Every UDP and TCP use of every address, but no name lookups (`weir run -S
+    /// inherit-network`, as in Wasmtime, where lookups need `-S allow-ip-name-lookup`).
+    pub fn allow_all_sockets() -> Self {
+        let uses = NetworkUse::UDP.into_iter().chain(NetworkUse::TCP).collect();
+        NetworkPolicy::deny_all().with_rule(Rule::addresses(
+            Action::Allow,
+            uses,
+            Cidr::ANY,
+            0..=u16::MAX,
+        ))
     }
 
     /// Adds a rule.
@@ -404,17 +558,33 @@ impl NetworkPolicy {
             cidr: Option<String>,
             #[serde(default)]
             ports: Option<String>,
+            #[serde(default)]
+            names: Option<Vec<String>>,
         }
         let file: File =
             toml::from_str(text).map_err(|e| PolicyError(format!("policy file: {e}")))?;
         for (action, rules) in [(Action::Allow, file.allow), (Action::Deny, file.deny)] {
             for rule in rules {
-                self.rules.push(Rule {
+                let uses = parse_uses(rule.uses.iter().map(String::as_str))?;
+                if let Some(names) = rule.names {
+                    if uses != [NetworkUse::IpNameLookup] || rule.cidr.is_some() {
+                        return Err(PolicyError(
+                            "policy file: `names` goes with uses = [\"ip-name-lookup\"] and no \
+                             `cidr`"
+                                .into(),
+                        ));
+                    }
+                    for name in names {
+                        self.rules.push(Rule::names(action, name.parse()?));
+                    }
+                    continue;
+                }
+                self.rules.push(Rule::addresses(
                     action,
-                    uses: parse_uses(rule.uses.iter().map(String::as_str))?,
-                    cidr: rule.cidr.as_deref().unwrap_or("*").parse()?,
-                    ports: parse_ports(rule.ports.as_deref().unwrap_or("*"))?,
-                });
+                    uses,
+                    rule.cidr.as_deref().unwrap_or("*").parse()?,
+                    parse_ports(rule.ports.as_deref().unwrap_or("*"))?,
+                ));
             }
         }
         Ok(self)
@@ -427,21 +597,16 @@ impl NetworkPolicy {
 
     /// Decides whether `network_use` of `address` is allowed, naming the deciding rule.
     pub fn check(&self, network_use: NetworkUse, address: SocketAddr) -> Decision<'_> {
-        let mut allowed_by = None;
-        for rule in self
-            .rules
-            .iter()
-            .filter(|r| r.matches(network_use, address))
-        {
-            match rule.action {
-                Action::Deny => return Decision::Denied(Some(rule)),
-                Action::Allow => allowed_by = allowed_by.or(Some(rule)),
-            }
-        }
-        match allowed_by {
-            Some(rule) => Decision::Allowed(rule),
-            None => Decision::Denied(None),
-        }
+        decide(
+            self.rules
+                .iter()
+                .filter(|r| r.matches(network_use, address)),
+        )
+    }
+
+    /// Decides whether the guest may look up `name`, naming the deciding rule.
+    pub fn check_name(&self, name: &str) -> Decision<'_> {
+        decide(self.rules.iter().filter(|r| r.matches_name(name)))
     }
 
     /// Shorthand for `check(..).is_allowed()`.
@@ -552,5 +717,52 @@ mod tests {
             .with_toml("[[allow]]\nuse = 1")
             .unwrap_err();
         assert!(error.to_string().contains("policy file"), "{error}");
+    }
+
+    #[test]
+    fn name_lookup_rules() {
+        let policy = NetworkPolicy::deny_all()
+            .allow("ip-name-lookup=localhost")
+            .unwrap()
+            .allow("ip-name-lookup=*.example.com")
+            .unwrap()
+            .deny("ip-name-lookup=bad.example.com")
+            .unwrap();
+        assert!(policy.check_name("localhost").is_allowed());
+        assert!(policy.check_name("LOCALHOST.").is_allowed());
+        assert!(policy.check_name("www.example.com").is_allowed());
+        assert!(
+            !policy.check_name("example.com").is_allowed(),
+            "subdomains only"
+        );
+        assert!(!policy.check_name("notexample.com").is_allowed());
+        assert!(
+            !policy.check_name("bad.example.com").is_allowed(),
+            "deny wins"
+        );
+        assert!(!policy.check_name("other.org").is_allowed());
+        assert_eq!(
+            policy.rules()[1].to_string(),
+            "allow ip-name-lookup=*.example.com"
+        );
+        // Address rules cover lookups only when they cover every address and port.
+        assert!(NetworkPolicy::allow_all().check_name("x.org").is_allowed());
+        assert!(
+            !NetworkPolicy::allow_all_sockets()
+                .check_name("x.org")
+                .is_allowed()
+        );
+        let narrow = NetworkPolicy::deny_all().allow("*=127.0.0.1").unwrap();
+        assert!(!narrow.check_name("localhost").is_allowed());
+        assert!(NetworkPolicy::deny_all().check_name("localhost") == Decision::Denied(None));
+        let error = NetworkPolicy::deny_all()
+            .allow("ip-name-lookup=exa mple.com")
+            .unwrap_err();
+        assert!(error.to_string().contains("host-name pattern"), "{error}");
+        let toml = NetworkPolicy::deny_all()
+            .with_toml("[[allow]]\nuses = [\"ip-name-lookup\"]\nnames = [\"localhost\"]")
+            .unwrap();
+        assert!(toml.check_name("localhost").is_allowed());
+        assert!(!toml.check_name("example.com").is_allowed());
     }
 }

@@ -18,8 +18,9 @@ use tokio::io::unix::AsyncFd;
 use wasmtime::component::Resource;
 
 use super::{
-    Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, check_family,
-    check_remote, enforce, from_socket_addr, is_ipv4, to_socket_addr,
+    Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot,
+    buffer_size, check_family, check_remote, enforce, from_socket_addr, hop_limit, is_ipv4,
+    set_hop_limit, to_socket_addr,
 };
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
@@ -43,15 +44,6 @@ const MAX_PAYLOAD_V6: usize = 65527;
 const GSO_MAX_SEGMENT_BYTES: usize = 1024;
 /// Size assumed for the next datagrams before the guest sent any.
 const INITIAL_SIZE_ESTIMATE: usize = 1500;
-
-/// Releases a slot of the per-instance socket limit when the socket closes.
-struct SocketSlot(Arc<AtomicUsize>);
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// State shared by a socket and its streams.
 pub(crate) struct UdpShared {
@@ -114,7 +106,7 @@ impl UdpShared {
         let Ok(duplicate) = self.socket.get_ref().try_clone() else {
             return;
         };
-        let Ok(writable) = crate::sys::register_udp(duplicate, Interest::WRITABLE) else {
+        let Ok(writable) = crate::sys::register(duplicate, Interest::WRITABLE) else {
             return;
         };
         loop {
@@ -188,7 +180,7 @@ impl UdpSocket {
         let send_buffer_bytes = AtomicUsize::new(socket.send_buffer_size()?);
         let std_socket: std::net::UdpSocket = socket.into();
         let socket =
-            crate::sync::with_reactor(|| crate::sys::register_udp(std_socket, Interest::READABLE))?;
+            crate::sync::with_reactor(|| crate::sys::register(std_socket, Interest::READABLE))?;
         Ok(UdpSocket {
             shared: Arc::new(UdpShared {
                 socket,
@@ -578,11 +570,7 @@ impl udp_create_socket::Host for WasiCtxView<'_> {
         if !sockets.config.udp {
             return Err(ErrorCode::AccessDenied.into());
         }
-        let open = sockets.open_udp_sockets.fetch_add(1, Ordering::AcqRel);
-        let slot = SocketSlot(sockets.open_udp_sockets.clone());
-        if open >= sockets.config.max_udp_sockets {
-            return Err(ErrorCode::NewSocketLimit.into());
-        }
+        let slot = SocketSlot::take(&sockets.open_udp_sockets, sockets.config.max_udp_sockets)?;
         let socket = UdpSocket::new(family, sockets.stats.clone(), slot)?;
         Ok(self.table.push(socket)?)
     }
@@ -701,27 +689,12 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
 
     fn unicast_hop_limit(&mut self, socket: Socket) -> SocketResult<u8> {
         let udp = self.udp(&socket)?;
-        let sock = socket2::SockRef::from(udp.shared.socket.get_ref());
-        let hops = if is_ipv4(udp.shared.family) {
-            sock.ttl_v4()?
-        } else {
-            sock.unicast_hops_v6()?
-        };
-        Ok(u8::try_from(hops).unwrap_or(u8::MAX))
+        hop_limit(udp.shared.socket.get_ref().into(), udp.shared.family)
     }
 
     fn set_unicast_hop_limit(&mut self, socket: Socket, value: u8) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
         let udp = self.udp(&socket)?;
-        let sock = socket2::SockRef::from(udp.shared.socket.get_ref());
-        if is_ipv4(udp.shared.family) {
-            sock.set_ttl_v4(u32::from(value))?;
-        } else {
-            sock.set_unicast_hops_v6(u32::from(value))?;
-        }
-        Ok(())
+        set_hop_limit(udp.shared.socket.get_ref().into(), udp.shared.family, value)
     }
 
     fn receive_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
@@ -757,15 +730,6 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
         self.table.delete(socket)?;
         Ok(())
     }
-}
-
-/// 0 is refused; anything else is clamped to what `setsockopt` takes (the kernel clamps
-/// further and doubles it).
-fn buffer_size(value: u64) -> SocketResult<usize> {
-    if value == 0 {
-        return Err(ErrorCode::InvalidArgument.into());
-    }
-    Ok(value.min(i32::MAX as u64 / 2) as usize)
 }
 
 impl udp_bindings::HostIncomingDatagramStream for WasiCtxView<'_> {

@@ -109,3 +109,46 @@ pub fn assert_trap(result: wasmtime::Result<Outcome>, needle: &str) {
         }
     }
 }
+
+/// Runs a script guest (`udp_script`, `tcp_script`) with `commands` under `policy` (plus
+/// `configure`) and returns the result part of each printed `COMMAND => RESULT` line.
+pub fn run_script(
+    mode: Mode,
+    guest: &str,
+    policy: weir::sockets::NetworkPolicy,
+    configure: impl FnOnce(&mut WasiCtxBuilder),
+    commands: &[&str],
+) -> Vec<String> {
+    let out = weir::io::MemoryOutputPipe::new(1 << 20);
+    let outcome = run_rust(mode, guest, commands, |b| {
+        b.network_policy(policy)
+            .stdout(out.clone())
+            .inherit_stderr();
+        configure(b);
+    })
+    .unwrap_or_else(|e| panic!("{mode:?}: {}", chain(&e)));
+    let text = String::from_utf8(out.contents().to_vec()).expect("utf-8 transcript");
+    assert_eq!(outcome, Outcome::Success, "{mode:?}: {text}");
+    text.lines()
+        .map(|line| {
+            line.split_once(" => ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Asserts a transcript line by line; an expected line ending in `*` is a prefix.
+pub fn assert_lines(actual: &[String], expected: &[&str]) {
+    assert_eq!(actual.len(), expected.len(), "{actual:#?}");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        if let Some(prefix) = e.strip_suffix('*') {
+            assert!(
+                a.starts_with(prefix),
+                "line {i}: `{a}` does not start with `{prefix}`"
+            );
+        } else {
+            assert_eq!(a, e, "line {i}");
+        }
+    }
+}

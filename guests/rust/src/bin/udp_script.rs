@@ -17,9 +17,9 @@
 use std::collections::HashMap;
 
 use wasip2::clocks::monotonic_clock::subscribe_duration;
-use wasip2::io::poll::poll;
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, Network};
+use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Network};
+use weir_guests::{format_addr, show, wait, wit_addr};
 use wasip2::sockets::udp::{IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket};
 use wasip2::sockets::udp_create_socket::create_udp_socket;
 
@@ -30,22 +30,6 @@ struct Entry {
     old_streams: Option<(IncomingDatagramStream, OutgoingDatagramStream)>,
 }
 
-fn format_addr(a: &IpSocketAddress) -> String {
-    match a {
-        IpSocketAddress::Ipv4(a) => {
-            let (x, y, z, w) = a.address;
-            format!("{x}.{y}.{z}.{w}:{}", a.port)
-        }
-        IpSocketAddress::Ipv6(a) => {
-            let ip = std::net::Ipv6Addr::new(
-                a.address.0, a.address.1, a.address.2, a.address.3, a.address.4, a.address.5,
-                a.address.6, a.address.7,
-            );
-            format!("[{ip}]:{}", a.port)
-        }
-    }
-}
-
 fn parse_addr(text: &str, sockets: &HashMap<String, Entry>) -> Option<IpSocketAddress> {
     if text == "-" || text.is_empty() {
         return None;
@@ -53,34 +37,7 @@ fn parse_addr(text: &str, sockets: &HashMap<String, Entry>) -> Option<IpSocketAd
     if let Some(name) = text.strip_prefix('$') {
         return sockets[name].socket.local_address().ok();
     }
-    let addr: std::net::SocketAddr = text.parse().expect("address");
-    Some(match addr {
-        std::net::SocketAddr::V4(a) => {
-            let [x, y, z, w] = a.ip().octets();
-            IpSocketAddress::Ipv4(Ipv4SocketAddress { port: a.port(), address: (x, y, z, w) })
-        }
-        std::net::SocketAddr::V6(a) => {
-            let s = a.ip().segments();
-            IpSocketAddress::Ipv6(Ipv6SocketAddress {
-                port: a.port(),
-                flow_info: 0,
-                address: (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
-                scope_id: 0,
-            })
-        }
-    })
-}
-
-fn show<T: std::fmt::Debug>(r: Result<T, wasip2::sockets::network::ErrorCode>) -> String {
-    match r {
-        Ok(v) => format!("ok({v:?})"),
-        Err(e) => format!("err({})", e.name()),
-    }
-}
-
-fn wait(pollable: &wasip2::io::poll::Pollable, ms: u64) -> bool {
-    let timer = subscribe_duration(ms * 1_000_000);
-    poll(&[pollable, &timer]).contains(&0)
+    Some(wit_addr(text))
 }
 
 fn datagrams(to: &Option<IpSocketAddress>, len: usize, count: usize) -> Vec<OutgoingDatagram> {

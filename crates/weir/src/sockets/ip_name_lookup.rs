@@ -1,0 +1,211 @@
+//! `wasi:sockets/ip-name-lookup`: host names resolved by the system resolver on a blocking
+//! thread, under the policy's `ip-name-lookup` rules. IP literals are parsed, not looked up.
+//!
+//! Not implemented: IDNA. Names with non-ASCII characters are refused with
+//! `invalid-argument` instead of being converted to their ASCII form.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use tokio::task::JoinHandle;
+use wasmtime::component::Resource;
+
+use super::{Network, NetworkStats, SocketResult, enforce_name};
+use crate::WasiCtxView;
+use crate::bindings::wasi::sockets::ip_name_lookup;
+use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddress};
+use crate::io::{Pollable, PollableResource, subscribe};
+
+type Lookup = Result<Vec<IpAddr>, ErrorCode>;
+
+/// The guest's `resolve-address-stream` resource.
+pub struct ResolveAddressStream {
+    state: Resolution,
+}
+
+enum Resolution {
+    /// The resolver is still working.
+    Pending(JoinHandle<Lookup>),
+    /// The addresses not yet returned, in the resolver's order.
+    Done(std::vec::IntoIter<IpAddr>),
+    /// The lookup failed; every call reports it.
+    Failed(ErrorCode),
+}
+
+impl ResolveAddressStream {
+    fn finished(addresses: Lookup) -> Resolution {
+        match addresses {
+            Ok(addresses) => Resolution::Done(unique_unmapped(addresses).into_iter()),
+            Err(code) => Resolution::Failed(code),
+        }
+    }
+
+    fn settle(&mut self, result: Result<Lookup, tokio::task::JoinError>) {
+        // A resolver thread that panicked or was cancelled gave no answer.
+        let lookup = result.unwrap_or(Err(ErrorCode::PermanentResolverFailure));
+        self.state = Self::finished(lookup);
+    }
+
+    fn next_address(&mut self) -> SocketResult<Option<IpAddress>> {
+        if let Resolution::Pending(handle) = &mut self.state {
+            if !handle.is_finished() {
+                return Err(ErrorCode::WouldBlock.into());
+            }
+            let mut cx = Context::from_waker(Waker::noop());
+            match Pin::new(handle).poll(&mut cx) {
+                Poll::Ready(result) => self.settle(result),
+                Poll::Pending => return Err(ErrorCode::WouldBlock.into()),
+            }
+        }
+        match &mut self.state {
+            Resolution::Done(addresses) => Ok(addresses.next().map(to_wit_address)),
+            Resolution::Failed(code) => Err((*code).into()),
+            Resolution::Pending(_) => Err(ErrorCode::WouldBlock.into()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for ResolveAddressStream {
+    async fn ready(&mut self) {
+        if let Resolution::Pending(handle) = &mut self.state {
+            let result = handle.await;
+            self.settle(result);
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses become IPv4 (the WIT never returns mapped ones); duplicates
+/// are dropped, keeping the resolver's order.
+fn unique_unmapped(addresses: Vec<IpAddr>) -> Vec<IpAddr> {
+    let mut unique: Vec<IpAddr> = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        let address = address.to_canonical();
+        if !unique.contains(&address) {
+            unique.push(address);
+        }
+    }
+    unique
+}
+
+fn to_wit_address(address: IpAddr) -> IpAddress {
+    match address {
+        IpAddr::V4(a) => {
+            let [x, y, z, w] = a.octets();
+            IpAddress::Ipv4((x, y, z, w))
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            IpAddress::Ipv6((s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]))
+        }
+    }
+}
+
+/// An IP literal (`127.0.0.1`, `::1`, `[::1]`), if `name` is one.
+fn ip_literal(name: &str) -> Option<IpAddr> {
+    let unbracketed = name
+        .strip_prefix('[')
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(name);
+    unbracketed.parse().ok()
+}
+
+/// Whether `name` is a syntactically valid ASCII host name: dot-separated labels of 1 to 63
+/// letters, digits, hyphens or underscores, not starting or ending with a hyphen, at most 253
+/// characters (a trailing dot allowed).
+fn is_valid_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+impl ip_name_lookup::Host for WasiCtxView<'_> {
+    fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> SocketResult<Resource<ResolveAddressStream>> {
+        let policy = self.table.get(&network)?.policy.clone();
+        let state = if let Some(address) = ip_literal(&name) {
+            ResolveAddressStream::finished(Ok(vec![address]))
+        } else {
+            if !is_valid_host_name(&name) {
+                return Err(ErrorCode::InvalidArgument.into());
+            }
+            let stats = &self.ctx.sockets.stats;
+            enforce_name(&policy, stats, &name)?;
+            NetworkStats::add(&stats.name_lookups, 1);
+            let lookup = crate::sync::with_reactor(|| {
+                tokio::task::spawn_blocking(move || crate::sys::resolve_host(&name))
+            });
+            Resolution::Pending(lookup)
+        };
+        Ok(self.table.push(ResolveAddressStream { state })?)
+    }
+}
+
+impl ip_name_lookup::HostResolveAddressStream for WasiCtxView<'_> {
+    fn resolve_next_address(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> SocketResult<Option<IpAddress>> {
+        self.table.get_mut(&stream)?.next_address()
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> wasmtime::Result<Resource<PollableResource>> {
+        subscribe(self.table, &stream)
+    }
+
+    fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_name_syntax() {
+        for good in ["localhost", "example.com.", "a-b.c_d.org", "x1"] {
+            assert!(is_valid_host_name(good), "{good}");
+        }
+        let long_label = "a".repeat(64);
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "a b",
+            "bücher.de",
+            &long_label,
+        ] {
+            assert!(!is_valid_host_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn literals_and_mapped_addresses() {
+        assert_eq!(ip_literal("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(ip_literal("[::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(ip_literal("localhost"), None);
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(unique_unmapped(vec![mapped, v4]), vec![v4]);
+    }
+}

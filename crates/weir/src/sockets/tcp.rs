@@ -1,0 +1,862 @@
+//! `wasi:sockets/tcp` and `tcp-create-socket`.
+//!
+//! A connection's streams are Weir streams, so the `check-write` permit contract holds on the
+//! network too. The permit is the free space of the socket's send buffer (`SO_SNDBUF` minus
+//! `SIOCOUTQ`, at most [`MAX_WRITE_PERMIT`]), and `write` hands the bytes straight to the
+//! kernel. Should the kernel take fewer (the estimate is not exact), the rest is kept and
+//! written by a background task as the socket drains, and `check-write` grants nothing until
+//! it is gone: host memory per connection stays bounded by one permit, however fast the guest
+//! writes and however slowly the peer reads. `shutdown(send)` sends its FIN only after those
+//! bytes, so no accepted byte is lost.
+
+use std::io;
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+use wasmtime::component::Resource;
+
+use super::{
+    Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot,
+    buffer_size, check_family, check_unicast_remote, enforce, from_socket_addr, hop_limit, is_ipv4,
+    set_hop_limit, to_socket_addr,
+};
+use crate::WasiCtxView;
+use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
+use crate::bindings::wasi::sockets::tcp::{self as tcp_bindings, ShutdownType};
+use crate::bindings::wasi::sockets::tcp_create_socket;
+use crate::io::{
+    InputStream, InputStreamResource, OutputStream, OutputStreamResource, Pollable,
+    PollableResource, StreamError, StreamResult, subscribe,
+};
+
+/// The largest `check-write` permit of a TCP output stream.
+pub const MAX_WRITE_PERMIT: usize = 1 << 20;
+/// The permit granted when the kernel reports the socket writable but the free-space
+/// estimate is 0.
+const MIN_WRITE_PERMIT: usize = 4096;
+/// The listen backlog used until the guest sets one.
+const DEFAULT_LISTEN_BACKLOG: u32 = 128;
+/// The most bytes one `read` asks the kernel for.
+const MAX_READ_CHUNK: usize = 256 * 1024;
+/// Linux's limits for `TCP_KEEPIDLE`/`TCP_KEEPINTVL` (seconds) and `TCP_KEEPCNT`.
+const MAX_KEEPALIVE_SECONDS: u64 = 32_767;
+const MAX_KEEPALIVE_COUNT: u32 = 127;
+
+/// The socket descriptor and what its socket resource and streams share.
+pub(crate) struct TcpShared {
+    fd: AsyncFd<Socket>,
+    family: IpAddressFamily,
+    writer: Mutex<WriterState>,
+    /// Signalled when the background writer finished with the unsent bytes.
+    writer_idle: Notify,
+    /// `shutdown(receive)` was called: the input stream is closed.
+    receive_closed: AtomicBool,
+    stats: Arc<NetworkStats>,
+    _slot: SocketSlot,
+}
+
+#[derive(Default)]
+struct WriterState {
+    /// Bytes accepted from the guest that the kernel has not taken yet.
+    unsent: Option<Bytes>,
+    /// `shutdown(send)` was called: no more writes; the FIN follows the unsent bytes.
+    send_closed: bool,
+    /// A failure of the background writer, reported by the next stream operation.
+    error: Option<io::Error>,
+    /// A failure was reported: the output stream is closed.
+    failed: bool,
+}
+
+impl TcpShared {
+    fn new(
+        socket: Socket,
+        family: IpAddressFamily,
+        stats: Arc<NetworkStats>,
+        slot: SocketSlot,
+    ) -> io::Result<Arc<TcpShared>> {
+        socket.set_nonblocking(true)?;
+        let fd = crate::sync::with_reactor(|| {
+            crate::sys::register(socket, Interest::READABLE | Interest::WRITABLE)
+        })?;
+        Ok(Arc::new(TcpShared {
+            fd,
+            family,
+            writer: Mutex::new(WriterState::default()),
+            writer_idle: Notify::new(),
+            receive_closed: AtomicBool::new(false),
+            stats,
+            _slot: slot,
+        }))
+    }
+
+    fn sock(&self) -> SockRef<'_> {
+        SockRef::from(self.fd.get_ref())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, WriterState> {
+        // A panic while holding this lock cannot leave the state inconsistent (plain
+        // assignments), so a poisoned lock is still usable.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the descriptor has `events` pending right now (a `poll` with no timeout).
+    fn poll_now(&self, events: rustix::event::PollFlags) -> bool {
+        let mut fds = [rustix::event::PollFd::new(self.fd.get_ref(), events)];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+    }
+
+    /// Waits until `poll_now(events)` holds. The kernel is asked first and after each wake-up
+    /// (the reactor's readiness can lag behind or run ahead of the socket); readiness found
+    /// stale is cleared through its guard, which cannot lose a newer event, so a wait
+    /// neither spins nor misses a wake-up. I/O calls go straight to the socket for the same
+    /// reason.
+    async fn wait_for(&self, interest: Interest, events: rustix::event::PollFlags) {
+        loop {
+            if self.poll_now(events) {
+                return;
+            }
+            let Ok(mut guard) = self.fd.ready(interest).await else {
+                return;
+            };
+            if self.poll_now(events) {
+                return;
+            }
+            guard.clear_ready();
+        }
+    }
+
+    /// Hands `bytes` to the kernel; what it does not take now is written in the background.
+    fn send(self: &Arc<Self>, bytes: Bytes) -> io::Result<()> {
+        let sent = match self.fd.get_ref().send(&bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if sent < bytes.len() {
+            self.writer().unsent = Some(bytes.slice(sent..));
+            let shared = self.clone();
+            crate::sync::spawn(async move { shared.drain_unsent().await });
+        }
+        Ok(())
+    }
+
+    /// The background writer: writes the unsent bytes as the socket drains, then sends the
+    /// FIN if `shutdown(send)` came meanwhile.
+    async fn drain_unsent(self: Arc<Self>) {
+        use rustix::event::PollFlags;
+        loop {
+            let Some(bytes) = self.writer().unsent.clone() else {
+                break;
+            };
+            self.wait_for(
+                Interest::WRITABLE,
+                PollFlags::OUT | PollFlags::ERR | PollFlags::HUP,
+            )
+            .await;
+            let result = self.fd.get_ref().send(&bytes);
+            let mut writer = self.writer();
+            match result {
+                Ok(n) => writer.unsent = (n < bytes.len()).then(|| bytes.slice(n..)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => {
+                    writer.unsent = None;
+                    writer.error = Some(error);
+                }
+            }
+        }
+        let send_closed = self.writer().send_closed;
+        if send_closed {
+            let _ = self.sock().shutdown(Shutdown::Write);
+        }
+        self.writer_idle.notify_waiters();
+    }
+
+    /// Free send-buffer space, the output stream's permit. `SIOCOUTQ` counts payload bytes
+    /// and `SO_SNDBUF` includes bookkeeping, so the two can disagree near the limit: when the
+    /// estimate says full but the kernel says writable, the kernel wins with
+    /// [`MIN_WRITE_PERMIT`].
+    fn write_permit(&self) -> io::Result<usize> {
+        let capacity = self.sock().send_buffer_size()?;
+        let queued = crate::sys::send_queue_bytes(self.fd.get_ref())?;
+        let free = capacity.saturating_sub(queued).min(MAX_WRITE_PERMIT);
+        if free == 0 && self.poll_now(rustix::event::PollFlags::OUT) {
+            return Ok(MIN_WRITE_PERMIT);
+        }
+        Ok(free)
+    }
+}
+
+/// The WIT's socket states (`closed` covers a failed connect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TcpState {
+    Unbound,
+    BindStarted,
+    Bound,
+    ListenStarted,
+    Listening,
+    Connecting,
+    /// `finish-connect` succeeded, or the socket came from `accept`.
+    Connected,
+    Closed,
+}
+
+/// The guest's `tcp-socket` resource.
+pub struct TcpSocket {
+    shared: Arc<TcpShared>,
+    state: TcpState,
+    /// The policy of the network the socket was bound or connected on.
+    policy: Option<Arc<NetworkPolicy>>,
+    listen_backlog: u32,
+    /// Per-instance limit on open TCP sockets, for the connections `accept` creates.
+    open_sockets: Arc<std::sync::atomic::AtomicUsize>,
+    max_sockets: usize,
+}
+
+impl TcpSocket {
+    fn sock(&self) -> SockRef<'_> {
+        self.shared.sock()
+    }
+
+    /// The socket's network must be the one the policy came from, when already attached.
+    fn attach(&mut self, policy: &Arc<NetworkPolicy>) -> SocketResult<()> {
+        match &self.policy {
+            Some(existing) if !Arc::ptr_eq(existing, policy) => {
+                Err(ErrorCode::InvalidArgument.into())
+            }
+            _ => {
+                self.policy = Some(policy.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn require_connected(&self) -> SocketResult<()> {
+        if self.state == TcpState::Connected {
+            Ok(())
+        } else {
+            Err(ErrorCode::InvalidState.into())
+        }
+    }
+
+    fn streams(&self) -> (TcpInputStream, TcpOutputStream) {
+        (
+            TcpInputStream {
+                shared: self.shared.clone(),
+                failed: false,
+            },
+            TcpOutputStream {
+                shared: self.shared.clone(),
+            },
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for TcpSocket {
+    async fn ready(&mut self) {
+        use rustix::event::PollFlags;
+        match self.state {
+            TcpState::Connecting => {
+                // A finished connect (or a failed one) makes the socket writable or
+                // reports an error/hang-up.
+                let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
+                self.shared.wait_for(Interest::WRITABLE, events).await;
+            }
+            TcpState::Listening => {
+                self.shared
+                    .wait_for(Interest::READABLE, PollFlags::IN | PollFlags::ERR)
+                    .await;
+            }
+            // Bind and listen complete within their `start-*` call; other states have
+            // nothing in progress.
+            _ => {}
+        }
+    }
+}
+
+/// A connection's `input-stream`.
+pub struct TcpInputStream {
+    shared: Arc<TcpShared>,
+    /// A failure was reported: from now on the stream is closed.
+    failed: bool,
+}
+
+#[async_trait::async_trait]
+impl InputStream for TcpInputStream {
+    fn read(&mut self, max: usize) -> StreamResult<Bytes> {
+        if self.failed || self.shared.receive_closed.load(Ordering::Acquire) {
+            return Err(StreamError::Closed);
+        }
+        let len = max.min(MAX_READ_CHUNK);
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buffer = BytesMut::new();
+        let received = crate::sys::receive_into(self.shared.fd.get_ref(), &mut buffer, len);
+        match received {
+            Ok(0) => Err(StreamError::Closed),
+            Ok(n) => {
+                NetworkStats::add(&self.shared.stats.tcp_bytes_received, n as u64);
+                Ok(buffer.freeze())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
+            Err(e) => {
+                self.failed = true;
+                Err(StreamError::from_io(e))
+            }
+        }
+    }
+
+    async fn ready(&mut self) {
+        use rustix::event::PollFlags;
+        if self.failed || self.shared.receive_closed.load(Ordering::Acquire) {
+            return;
+        }
+        // Data, end of stream (RDHUP/HUP) or an error all make `read` progress.
+        let events = PollFlags::IN | PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
+        self.shared.wait_for(Interest::READABLE, events).await;
+    }
+}
+
+/// A connection's `output-stream`.
+pub struct TcpOutputStream {
+    shared: Arc<TcpShared>,
+}
+
+impl TcpOutputStream {
+    /// The stream's state before any operation: closed, failed, or busy with unsent bytes.
+    fn status(&self) -> StreamResult<bool> {
+        let mut writer = self.shared.writer();
+        if let Some(error) = writer.error.take() {
+            writer.failed = true;
+            return Err(StreamError::from_io(error));
+        }
+        if writer.failed || writer.send_closed {
+            return Err(StreamError::Closed);
+        }
+        Ok(writer.unsent.is_some())
+    }
+}
+
+#[async_trait::async_trait]
+impl OutputStream for TcpOutputStream {
+    fn check_write(&mut self) -> StreamResult<usize> {
+        if self.status()? {
+            return Ok(0);
+        }
+        self.shared.write_permit().map_err(StreamError::from_io)
+    }
+
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.status()?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // Counted when accepted from the guest: from here on, delivering them is the host's
+        // job.
+        NetworkStats::add(&self.shared.stats.tcp_bytes_sent, bytes.len() as u64);
+        self.shared.send(bytes).map_err(|error| {
+            self.shared.writer().failed = true;
+            StreamError::from_io(error)
+        })
+    }
+
+    /// Bytes go to the kernel as they are written; a flush only has to wait for the unsent
+    /// remainder, which `check-write` already does.
+    fn flush(&mut self) -> StreamResult<()> {
+        self.status().map(|_| ())
+    }
+
+    async fn write_ready(&mut self) -> StreamResult<usize> {
+        let shared = self.shared.clone();
+        loop {
+            let idle = shared.writer_idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.status()? {
+                idle.await;
+                continue;
+            }
+            let permit = self.check_write()?;
+            if permit > 0 {
+                return Ok(permit);
+            }
+            use rustix::event::PollFlags;
+            let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
+            shared.wait_for(Interest::WRITABLE, events).await;
+            // Woken by an error or hang-up rather than space: report it instead of waiting
+            // again.
+            if !shared.poll_now(PollFlags::OUT) {
+                if let Some(error) = shared.sock().take_error().map_err(StreamError::from_io)? {
+                    shared.writer().failed = true;
+                    return Err(StreamError::from_io(error));
+                }
+                if shared.poll_now(PollFlags::HUP) {
+                    shared.writer().failed = true;
+                    return Err(StreamError::Closed);
+                }
+            }
+        }
+    }
+}
+
+type SocketHandle = Resource<TcpSocket>;
+type StreamPair = (
+    Resource<InputStreamResource>,
+    Resource<OutputStreamResource>,
+);
+
+impl WasiCtxView<'_> {
+    fn tcp(&mut self, socket: &SocketHandle) -> SocketResult<&mut TcpSocket> {
+        Ok(self.table.get_mut(socket)?)
+    }
+
+    fn push_streams(
+        &mut self,
+        (input, output): (TcpInputStream, TcpOutputStream),
+    ) -> SocketResult<StreamPair> {
+        let input = self.table.push(InputStreamResource::new(input))?;
+        let output = self.table.push(OutputStreamResource::new(output))?;
+        Ok((input, output))
+    }
+}
+
+fn new_socket(family: IpAddressFamily) -> io::Result<Socket> {
+    let domain = if is_ipv4(family) {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(
+        domain,
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    if !is_ipv4(family) {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
+}
+
+impl tcp_create_socket::Host for WasiCtxView<'_> {
+    fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<SocketHandle> {
+        let sockets = &self.ctx.sockets;
+        if !sockets.config.tcp {
+            return Err(ErrorCode::AccessDenied.into());
+        }
+        let slot = SocketSlot::take(&sockets.open_tcp_sockets, sockets.config.max_tcp_sockets)?;
+        let shared = TcpShared::new(new_socket(family)?, family, sockets.stats.clone(), slot)?;
+        let socket = TcpSocket {
+            shared,
+            state: TcpState::Unbound,
+            policy: None,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            open_sockets: sockets.open_tcp_sockets.clone(),
+            max_sockets: sockets.config.max_tcp_sockets,
+        };
+        Ok(self.table.push(socket)?)
+    }
+}
+
+impl tcp_bindings::Host for WasiCtxView<'_> {}
+
+/// Seconds for a keep-alive duration (nanoseconds): 0 is refused, the rest rounded up and
+/// clamped to what Linux takes.
+fn keepalive_seconds(value: u64) -> SocketResult<Duration> {
+    if value == 0 {
+        return Err(ErrorCode::InvalidArgument.into());
+    }
+    let seconds = value
+        .div_ceil(1_000_000_000)
+        .clamp(1, MAX_KEEPALIVE_SECONDS);
+    Ok(Duration::from_secs(seconds))
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
+    fn start_bind(
+        &mut self,
+        socket: SocketHandle,
+        network: Resource<Network>,
+        local_address: IpSocketAddress,
+    ) -> SocketResult<()> {
+        let policy = self.table.get(&network)?.policy.clone();
+        let stats = self.ctx.sockets.stats.clone();
+        let tcp = self.tcp(&socket)?;
+        match tcp.state {
+            TcpState::Unbound => {}
+            TcpState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        let address = to_socket_addr(local_address);
+        check_family(tcp.shared.family, &address)?;
+        if address.ip().is_multicast() {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        enforce(&policy, &stats, NetworkUse::TcpBind, address)?;
+        // The WIT asks that a recent TIME_WAIT on the address not block the bind.
+        tcp.sock().set_reuse_address(address.port() != 0)?;
+        tcp.sock().bind(&address.into())?;
+        tcp.attach(&policy)?;
+        tcp.state = TcpState::BindStarted;
+        Ok(())
+    }
+
+    fn finish_bind(&mut self, socket: SocketHandle) -> SocketResult<()> {
+        let tcp = self.tcp(&socket)?;
+        if tcp.state != TcpState::BindStarted {
+            return Err(ErrorCode::NotInProgress.into());
+        }
+        tcp.state = TcpState::Bound;
+        Ok(())
+    }
+
+    fn start_connect(
+        &mut self,
+        socket: SocketHandle,
+        network: Resource<Network>,
+        remote_address: IpSocketAddress,
+    ) -> SocketResult<()> {
+        let policy = self.table.get(&network)?.policy.clone();
+        let stats = self.ctx.sockets.stats.clone();
+        let tcp = self.tcp(&socket)?;
+        match tcp.state {
+            TcpState::Unbound | TcpState::Bound => {}
+            TcpState::BindStarted | TcpState::ListenStarted | TcpState::Connecting => {
+                return Err(ErrorCode::ConcurrencyConflict.into());
+            }
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        let remote = to_socket_addr(remote_address);
+        check_unicast_remote(tcp.shared.family, &remote)?;
+        tcp.attach(&policy)?;
+        enforce(&policy, &stats, NetworkUse::TcpConnect, remote)?;
+        match tcp.sock().connect(&remote.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
+            Err(e) => {
+                tcp.state = TcpState::Closed;
+                return Err(connect_error(e));
+            }
+        }
+        tcp.state = TcpState::Connecting;
+        Ok(())
+    }
+
+    fn finish_connect(&mut self, socket: SocketHandle) -> SocketResult<StreamPair> {
+        use rustix::event::PollFlags;
+        let tcp = self.tcp(&socket)?;
+        if tcp.state != TcpState::Connecting {
+            return Err(ErrorCode::NotInProgress.into());
+        }
+        if !tcp
+            .shared
+            .poll_now(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP)
+        {
+            return Err(ErrorCode::WouldBlock.into());
+        }
+        if let Some(error) = tcp.sock().take_error()? {
+            tcp.state = TcpState::Closed;
+            return Err(connect_error(error));
+        }
+        if let Err(error) = tcp.sock().peer_addr() {
+            tcp.state = TcpState::Closed;
+            return Err(connect_error(error));
+        }
+        tcp.state = TcpState::Connected;
+        NetworkStats::add(&tcp.shared.stats.tcp_connections, 1);
+        let streams = tcp.streams();
+        self.push_streams(streams)
+    }
+
+    fn start_listen(&mut self, socket: SocketHandle) -> SocketResult<()> {
+        let stats = self.ctx.sockets.stats.clone();
+        let tcp = self.tcp(&socket)?;
+        match tcp.state {
+            TcpState::Bound => {}
+            TcpState::BindStarted | TcpState::ListenStarted | TcpState::Connecting => {
+                return Err(ErrorCode::ConcurrencyConflict.into());
+            }
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        let local = tcp
+            .sock()
+            .local_addr()?
+            .as_socket()
+            .ok_or(ErrorCode::InvalidState)?;
+        let policy = tcp.policy.clone().ok_or(ErrorCode::InvalidState)?;
+        enforce(&policy, &stats, NetworkUse::TcpListen, local)?;
+        let backlog = i32::try_from(tcp.listen_backlog).unwrap_or(i32::MAX);
+        tcp.sock().listen(backlog)?;
+        tcp.state = TcpState::ListenStarted;
+        Ok(())
+    }
+
+    fn finish_listen(&mut self, socket: SocketHandle) -> SocketResult<()> {
+        let tcp = self.tcp(&socket)?;
+        if tcp.state != TcpState::ListenStarted {
+            return Err(ErrorCode::NotInProgress.into());
+        }
+        tcp.state = TcpState::Listening;
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        socket: SocketHandle,
+    ) -> SocketResult<(
+        SocketHandle,
+        Resource<InputStreamResource>,
+        Resource<OutputStreamResource>,
+    )> {
+        let listener = self.tcp(&socket)?;
+        if listener.state != TcpState::Listening {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let policy = listener.policy.clone().ok_or(ErrorCode::InvalidState)?;
+        let shared = listener.shared.clone();
+        let (open, max) = (listener.open_sockets.clone(), listener.max_sockets);
+        let backlog = listener.listen_backlog;
+        let (connection, peer) = loop {
+            let (connection, peer) = shared.fd.get_ref().accept()?;
+            let Some(peer) = peer.as_socket() else {
+                continue;
+            };
+            // A refused peer is disconnected; the guest only sees connections it may accept.
+            if enforce(&policy, &shared.stats, NetworkUse::TcpAccept, peer).is_ok() {
+                break (connection, peer);
+            }
+        };
+        tracing::trace!(target: "weir::tcp", %peer, "accepted");
+        let slot = SocketSlot::take(&open, max)?;
+        let shared = TcpShared::new(connection, shared.family, shared.stats.clone(), slot)?;
+        NetworkStats::add(&shared.stats.tcp_connections, 1);
+        let accepted = TcpSocket {
+            shared,
+            state: TcpState::Connected,
+            policy: Some(policy),
+            listen_backlog: backlog,
+            open_sockets: open,
+            max_sockets: max,
+        };
+        let (input, output) = self.push_streams(accepted.streams())?;
+        let accepted = self.table.push(accepted)?;
+        Ok((accepted, input, output))
+    }
+
+    fn local_address(&mut self, socket: SocketHandle) -> SocketResult<IpSocketAddress> {
+        let tcp = self.tcp(&socket)?;
+        if matches!(
+            tcp.state,
+            TcpState::Unbound | TcpState::BindStarted | TcpState::Closed
+        ) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let address = tcp.sock().local_addr()?.as_socket();
+        Ok(from_socket_addr(address.ok_or(ErrorCode::InvalidState)?))
+    }
+
+    fn remote_address(&mut self, socket: SocketHandle) -> SocketResult<IpSocketAddress> {
+        let tcp = self.tcp(&socket)?;
+        tcp.require_connected()?;
+        let address = tcp.sock().peer_addr()?.as_socket();
+        Ok(from_socket_addr(address.ok_or(ErrorCode::InvalidState)?))
+    }
+
+    fn is_listening(&mut self, socket: SocketHandle) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&socket)?.state == TcpState::Listening)
+    }
+
+    fn address_family(&mut self, socket: SocketHandle) -> wasmtime::Result<IpAddressFamily> {
+        Ok(self.table.get(&socket)?.shared.family)
+    }
+
+    fn set_listen_backlog_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        let tcp = self.tcp(&socket)?;
+        let backlog = u32::try_from(value)
+            .unwrap_or(u32::MAX)
+            .min(i32::MAX as u32);
+        match tcp.state {
+            TcpState::Connecting | TcpState::Connected | TcpState::Closed => {
+                Err(ErrorCode::InvalidState.into())
+            }
+            TcpState::Listening | TcpState::ListenStarted => {
+                // Linux applies a new backlog to a listening socket by listening again.
+                tcp.sock().listen(backlog as i32)?;
+                tcp.listen_backlog = backlog;
+                Ok(())
+            }
+            _ => {
+                tcp.listen_backlog = backlog;
+                Ok(())
+            }
+        }
+    }
+
+    fn keep_alive_enabled(&mut self, socket: SocketHandle) -> SocketResult<bool> {
+        Ok(self.tcp(&socket)?.sock().keepalive()?)
+    }
+
+    fn set_keep_alive_enabled(&mut self, socket: SocketHandle, value: bool) -> SocketResult<()> {
+        Ok(self.tcp(&socket)?.sock().set_keepalive(value)?)
+    }
+
+    fn keep_alive_idle_time(&mut self, socket: SocketHandle) -> SocketResult<u64> {
+        let tcp = self.tcp(&socket)?;
+        Ok(nanos(rustix::net::sockopt::tcp_keepidle(
+            tcp.shared.fd.get_ref(),
+        )?))
+    }
+
+    fn set_keep_alive_idle_time(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
+        let idle = keepalive_seconds(value)?;
+        let tcp = self.tcp(&socket)?;
+        Ok(rustix::net::sockopt::set_tcp_keepidle(
+            tcp.shared.fd.get_ref(),
+            idle,
+        )?)
+    }
+
+    fn keep_alive_interval(&mut self, socket: SocketHandle) -> SocketResult<u64> {
+        let tcp = self.tcp(&socket)?;
+        Ok(nanos(rustix::net::sockopt::tcp_keepintvl(
+            tcp.shared.fd.get_ref(),
+        )?))
+    }
+
+    fn set_keep_alive_interval(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
+        let interval = keepalive_seconds(value)?;
+        let tcp = self.tcp(&socket)?;
+        Ok(rustix::net::sockopt::set_tcp_keepintvl(
+            tcp.shared.fd.get_ref(),
+            interval,
+        )?)
+    }
+
+    fn keep_alive_count(&mut self, socket: SocketHandle) -> SocketResult<u32> {
+        let tcp = self.tcp(&socket)?;
+        Ok(rustix::net::sockopt::tcp_keepcnt(tcp.shared.fd.get_ref())?)
+    }
+
+    fn set_keep_alive_count(&mut self, socket: SocketHandle, value: u32) -> SocketResult<()> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        let tcp = self.tcp(&socket)?;
+        Ok(rustix::net::sockopt::set_tcp_keepcnt(
+            tcp.shared.fd.get_ref(),
+            value.min(MAX_KEEPALIVE_COUNT),
+        )?)
+    }
+
+    fn hop_limit(&mut self, socket: SocketHandle) -> SocketResult<u8> {
+        let tcp = self.tcp(&socket)?;
+        hop_limit(tcp.sock(), tcp.shared.family)
+    }
+
+    fn set_hop_limit(&mut self, socket: SocketHandle, value: u8) -> SocketResult<()> {
+        let tcp = self.tcp(&socket)?;
+        set_hop_limit(tcp.sock(), tcp.shared.family, value)
+    }
+
+    fn receive_buffer_size(&mut self, socket: SocketHandle) -> SocketResult<u64> {
+        Ok(self.tcp(&socket)?.sock().recv_buffer_size()? as u64)
+    }
+
+    fn set_receive_buffer_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
+        let size = buffer_size(value)?;
+        Ok(self.tcp(&socket)?.sock().set_recv_buffer_size(size)?)
+    }
+
+    fn send_buffer_size(&mut self, socket: SocketHandle) -> SocketResult<u64> {
+        Ok(self.tcp(&socket)?.sock().send_buffer_size()? as u64)
+    }
+
+    fn set_send_buffer_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
+        let size = buffer_size(value)?;
+        Ok(self.tcp(&socket)?.sock().set_send_buffer_size(size)?)
+    }
+
+    fn subscribe(&mut self, socket: SocketHandle) -> wasmtime::Result<Resource<PollableResource>> {
+        subscribe(self.table, &socket)
+    }
+
+    fn shutdown(&mut self, socket: SocketHandle, how: ShutdownType) -> SocketResult<()> {
+        let tcp = self.tcp(&socket)?;
+        tcp.require_connected()?;
+        let shared = &tcp.shared;
+        if matches!(how, ShutdownType::Receive | ShutdownType::Both) {
+            shared.receive_closed.store(true, Ordering::Release);
+            shutdown_ignoring_disconnect(shared.sock(), Shutdown::Read)?;
+        }
+        if matches!(how, ShutdownType::Send | ShutdownType::Both) {
+            let mut writer = shared.writer();
+            writer.send_closed = true;
+            // With bytes still unsent, the background writer sends the FIN after them.
+            if writer.unsent.is_none() {
+                drop(writer);
+                shutdown_ignoring_disconnect(shared.sock(), Shutdown::Write)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn drop(&mut self, socket: SocketHandle) -> wasmtime::Result<()> {
+        self.table.delete(socket)?;
+        Ok(())
+    }
+}
+
+/// `shutdown`, where a peer that already went away is not an error (the call is
+/// idempotent in WASI).
+fn shutdown_ignoring_disconnect(socket: SockRef<'_>, how: Shutdown) -> SocketResult<()> {
+    match socket.shutdown(how) {
+        Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// A connect failure: on Linux `EADDRNOTAVAIL` means no ephemeral port was left for the
+/// implicit bind, which the WIT calls `address-in-use`.
+fn connect_error(error: io::Error) -> SocketError {
+    if error.raw_os_error() == Some(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error()) {
+        return ErrorCode::AddressInUse.into();
+    }
+    error.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_durations_round_up_and_clamp() {
+        assert!(keepalive_seconds(0).is_err());
+        assert_eq!(keepalive_seconds(1).ok(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            keepalive_seconds(1_500_000_000).ok(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            keepalive_seconds(u64::MAX).ok(),
+            Some(Duration::from_secs(MAX_KEEPALIVE_SECONDS))
+        );
+    }
+}
