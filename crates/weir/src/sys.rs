@@ -155,6 +155,18 @@ pub(crate) fn send_many(
     Ok(sent)
 }
 
+/// Registers a shared socket with the current tokio reactor for `interest`.
+pub(crate) fn register_shared(
+    socket: std::sync::Arc<socket2::Socket>,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<std::sync::Arc<socket2::Socket>>> {
+    // SAFETY: the `AsyncFd` holds a strong reference to the socket, so the descriptor stays
+    // open and unchanged for as long as it is registered; a `Socket` never changes its
+    // descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, interest) }
+        .map_err(|error| error.into_parts().1)
+}
+
 /// Registers a socket with the current tokio reactor for `interest`.
 pub(crate) fn register<S: std::os::fd::AsRawFd + Into<std::os::fd::OwnedFd>>(
     socket: S,

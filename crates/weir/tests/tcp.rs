@@ -305,6 +305,8 @@ fn socket_options_defaults_ranges_and_inheritance() {
                 "keepintvl s",
                 "keepcnt s",
                 "hop s",
+                "rcvbuf s",
+                "sndbuf s",
                 "backlog s 5",
             ],
         );
@@ -343,6 +345,8 @@ fn socket_options_defaults_ranges_and_inheritance() {
                 "get ok(30000000000)",
                 "get ok(127)",
                 "get ok(42)",
+                "get ok(131072)",
+                "get ok(131072)",
                 "err(invalid-state)",
             ],
         );
@@ -457,24 +461,71 @@ fn shutdown_while_bytes_are_unsent_loses_nothing() {
             stream.read_to_end(&mut received).unwrap();
             received
         });
-        let lines = script(
-            mode,
-            &[
-                "socket c v4",
-                &format!("connect c 127.0.0.1:{port}"),
-                &format!("blast c {LEN}"),
-                "shutdown c send",
-                "drop-streams c",
-                "drop c",
-            ],
-        );
-        assert_lines(
-            &lines,
-            &["ok", "ok", &format!("ok({LEN})"), "ok(())", "ok", "ok"],
+        // `blast` spends each permit in several writes and does not wait for the last ones
+        // to leave; the shutdown and the drops come right after.
+        let (wasi, stats, out) = guest_with_stats(&[
+            "socket c v4".to_string(),
+            format!("connect c 127.0.0.1:{port}"),
+            format!("blast c {LEN}"),
+            "shutdown c send".to_string(),
+            "drop-streams c".to_string(),
+            "drop c".to_string(),
+        ]);
+        let component = common::rust_guest("tcp_script").unwrap();
+        let outcome = common::run(mode, &component, wasi).unwrap();
+        assert_eq!(outcome, weir::command::Outcome::Success);
+        let transcript = String::from_utf8(out.contents().to_vec()).unwrap();
+        assert!(
+            transcript.contains(&format!("=> ok({LEN})")),
+            "{transcript}"
         );
         let received = peer.join().unwrap();
         assert_eq!(received.len(), LEN, "{mode:?}");
         assert!(received == pattern(LEN), "{mode:?}: bytes differ");
+        // The background writer really had bytes to deliver after the guest moved on.
+        assert!(
+            stats.tcp_bytes_deferred.load(Ordering::Relaxed) > 0,
+            "{mode:?}: every write went straight to the kernel; the test proved nothing"
+        );
+    }
+}
+
+/// CPU time the whole test process has used so far.
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+#[test]
+fn waiting_on_sockets_does_not_burn_cpu() {
+    // The same script twice: with 1.5 s waits on an idle listener and an idle connection,
+    // and with no waits. The difference in CPU time is what the waiting cost.
+    let commands = |wait: u32| {
+        vec![
+            "socket l v4".to_string(),
+            "bind l 127.0.0.1:0".to_string(),
+            "listen l".to_string(),
+            "socket c v4".to_string(),
+            "connect c $l".to_string(),
+            "accept l s".to_string(),
+            format!("accept l x {wait}"),
+            format!("read c {wait}"),
+        ]
+    };
+    for mode in MODES {
+        let mut cpu = Vec::new();
+        for wait in [0, 1500] {
+            let before = process_cpu();
+            let lines = spawn_script(mode, commands(wait)).join().unwrap();
+            cpu.push(process_cpu() - before);
+            assert_eq!(lines[6], "err(would-block)", "{mode:?}");
+            assert_eq!(lines[7], "ok(\"\")", "{mode:?}");
+        }
+        let waiting = cpu[1].saturating_sub(cpu[0]);
+        assert!(
+            waiting < Duration::from_millis(500),
+            "{mode:?}: 3 s of waiting used {waiting:?} of CPU"
+        );
     }
 }
 

@@ -6,8 +6,10 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
@@ -19,9 +21,21 @@ use crate::io::{Pollable, PollableResource, subscribe};
 
 type Lookup = Result<Vec<IpAddr>, ErrorCode>;
 
+/// The most lookups of one instance that run at once; more wait for a free slot. Each runs
+/// `getaddrinfo` on a thread of tokio's blocking pool, which all instances share.
+pub const MAX_CONCURRENT_LOOKUPS: usize = 8;
+
 /// The guest's `resolve-address-stream` resource.
 pub struct ResolveAddressStream {
     state: Resolution,
+}
+
+impl Drop for ResolveAddressStream {
+    fn drop(&mut self) {
+        if let Resolution::Pending(lookup) = &self.state {
+            lookup.abort();
+        }
+    }
 }
 
 enum Resolution {
@@ -142,11 +156,29 @@ impl ip_name_lookup::Host for WasiCtxView<'_> {
             if !is_valid_host_name(&name) {
                 return Err(ErrorCode::InvalidArgument.into());
             }
-            let stats = &self.ctx.sockets.stats;
-            enforce_name(&policy, stats, &name)?;
-            NetworkStats::add(&stats.name_lookups, 1);
+            let sockets = &self.ctx.sockets;
+            enforce_name(&policy, &sockets.stats, &name)?;
+            NetworkStats::add(&sockets.stats.name_lookups, 1);
+            let slots = sockets
+                .lookup_slots
+                .get_or_init(|| Arc::new(Semaphore::new(MAX_CONCURRENT_LOOKUPS)))
+                .clone();
             let lookup = crate::sync::with_reactor(|| {
-                tokio::task::spawn_blocking(move || crate::sys::resolve_host(&name))
+                tokio::spawn(async move {
+                    let slot = slots
+                        .acquire_owned()
+                        .await
+                        .map_err(|_closed| ErrorCode::PermanentResolverFailure)?;
+                    // The slot goes with the resolver thread: a lookup abandoned by the
+                    // guest still counts until `getaddrinfo` returns.
+                    let resolver = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        crate::sys::resolve_host(&name)
+                    });
+                    resolver
+                        .await
+                        .unwrap_or(Err(ErrorCode::PermanentResolverFailure))
+                })
             });
             Resolution::Pending(lookup)
         };

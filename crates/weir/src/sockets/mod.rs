@@ -69,8 +69,10 @@ pub struct NetworkStats {
     pub udp_bytes_received: AtomicU64,
     /// TCP connections established (connected or accepted).
     pub tcp_connections: AtomicU64,
-    /// TCP bytes sent.
+    /// TCP bytes accepted from the guest for sending.
     pub tcp_bytes_sent: AtomicU64,
+    /// Of those, bytes the kernel could not take at once: the background writer sent them.
+    pub tcp_bytes_deferred: AtomicU64,
     /// TCP bytes received.
     pub tcp_bytes_received: AtomicU64,
     /// Host names resolved.
@@ -111,6 +113,8 @@ pub(crate) struct SocketsCtx {
     pub(crate) stats: Arc<NetworkStats>,
     pub(crate) open_udp_sockets: Arc<AtomicUsize>,
     pub(crate) open_tcp_sockets: Arc<AtomicUsize>,
+    /// Bounds the instance's concurrent name lookups (created on first use).
+    pub(crate) lookup_slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 /// One socket's share of a per-instance socket limit, released when the socket closes.
@@ -168,6 +172,15 @@ impl From<rustix::io::Errno> for SocketError {
     fn from(errno: rustix::io::Errno) -> Self {
         std::io::Error::from(errno).into()
     }
+}
+
+/// A failure to create a socket: the WIT's `create-*-socket` calls an unsupported address
+/// family `not-supported`.
+pub(crate) fn create_error(error: std::io::Error) -> SocketError {
+    if error.raw_os_error() == Some(rustix::io::Errno::AFNOSUPPORT.raw_os_error()) {
+        return ErrorCode::NotSupported.into();
+    }
+    error.into()
 }
 
 /// Result of a socket operation.

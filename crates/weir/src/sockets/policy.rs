@@ -579,6 +579,18 @@ impl NetworkPolicy {
                     }
                     continue;
                 }
+                if uses == [NetworkUse::IpNameLookup] {
+                    // Addresses say nothing about names: such a rule would match no lookup.
+                    if rule.cidr.is_some() || rule.ports.is_some() {
+                        return Err(PolicyError(
+                            "policy file: an ip-name-lookup rule takes `names`, not `cidr` or \
+                             `ports`"
+                                .into(),
+                        ));
+                    }
+                    self.rules.push(Rule::names(action, NamePattern::Any));
+                    continue;
+                }
                 self.rules.push(Rule::addresses(
                     action,
                     uses,
@@ -764,5 +776,13 @@ mod tests {
             .unwrap();
         assert!(toml.check_name("localhost").is_allowed());
         assert!(!toml.check_name("example.com").is_allowed());
+        let error = NetworkPolicy::deny_all()
+            .with_toml("[[deny]]\nuses = [\"ip-name-lookup\"]\ncidr = \"10.0.0.0/8\"")
+            .unwrap_err();
+        assert!(error.to_string().contains("takes `names`"), "{error}");
+        let all_names = NetworkPolicy::deny_all()
+            .with_toml("[[allow]]\nuses = [\"ip-name-lookup\"]")
+            .unwrap();
+        assert!(all_names.check_name("example.com").is_allowed());
     }
 }

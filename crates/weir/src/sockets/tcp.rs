@@ -12,10 +12,10 @@
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -41,6 +41,9 @@ pub const MAX_WRITE_PERMIT: usize = 1 << 20;
 /// The permit granted when the kernel reports the socket writable but the free-space
 /// estimate is 0.
 const MIN_WRITE_PERMIT: usize = 4096;
+/// How long unsent bytes of a dropped output stream may wait for an unresponsive peer
+/// (`TCP_USER_TIMEOUT`) before the connection is given up.
+const ABANDONED_WRITE_TIMEOUT_MS: u32 = 30_000;
 /// The listen backlog used until the guest sets one.
 const DEFAULT_LISTEN_BACKLOG: u32 = 128;
 /// The most bytes one `read` asks the kernel for.
@@ -51,7 +54,11 @@ const MAX_KEEPALIVE_COUNT: u32 = 127;
 
 /// The socket descriptor and what its socket resource and streams share.
 pub(crate) struct TcpShared {
-    fd: AsyncFd<Socket>,
+    socket: Arc<Socket>,
+    /// The reactor registration, made once the socket connects, listens or is accepted. Not
+    /// earlier: an unconnected socket reports a hang-up, which tokio keeps as permanent
+    /// "closed" readiness, and every wait would then return at once.
+    readiness: OnceLock<AsyncFd<Arc<Socket>>>,
     family: IpAddressFamily,
     writer: Mutex<WriterState>,
     /// Signalled when the background writer finished with the unsent bytes.
@@ -64,14 +71,23 @@ pub(crate) struct TcpShared {
 
 #[derive(Default)]
 struct WriterState {
-    /// Bytes accepted from the guest that the kernel has not taken yet.
-    unsent: Option<Bytes>,
+    /// Bytes accepted from the guest that the kernel has not taken yet, oldest first; at
+    /// most one `check-write` permit.
+    unsent: BytesMut,
+    /// A background writer is sending `unsent`.
+    draining: bool,
     /// `shutdown(send)` was called: no more writes; the FIN follows the unsent bytes.
     send_closed: bool,
     /// A failure of the background writer, reported by the next stream operation.
     error: Option<io::Error>,
     /// A failure was reported: the output stream is closed.
     failed: bool,
+}
+
+/// `send` without `SIGPIPE` (a write to a reset connection must be an error, not a signal
+/// that kills the embedding process).
+fn send_no_signal(socket: &Socket, bytes: &[u8]) -> io::Result<usize> {
+    socket.send_with_flags(bytes, libc::MSG_NOSIGNAL)
 }
 
 impl TcpShared {
@@ -82,11 +98,9 @@ impl TcpShared {
         slot: SocketSlot,
     ) -> io::Result<Arc<TcpShared>> {
         socket.set_nonblocking(true)?;
-        let fd = crate::sync::with_reactor(|| {
-            crate::sys::register(socket, Interest::READABLE | Interest::WRITABLE)
-        })?;
         Ok(Arc::new(TcpShared {
-            fd,
+            socket: Arc::new(socket),
+            readiness: OnceLock::new(),
             family,
             writer: Mutex::new(WriterState::default()),
             writer_idle: Notify::new(),
@@ -96,8 +110,24 @@ impl TcpShared {
         }))
     }
 
+    /// Registers the socket with the reactor (once): call after `connect`, `listen` or
+    /// `accept`.
+    fn register(&self) -> io::Result<()> {
+        if self.readiness.get().is_none() {
+            let registration = crate::sync::with_reactor(|| {
+                crate::sys::register_shared(
+                    self.socket.clone(),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+            })?;
+            // Only the resource's own thread registers, so the cell is still empty.
+            let _ = self.readiness.set(registration);
+        }
+        Ok(())
+    }
+
     fn sock(&self) -> SockRef<'_> {
-        SockRef::from(self.fd.get_ref())
+        SockRef::from(&*self.socket)
     }
 
     fn writer(&self) -> MutexGuard<'_, WriterState> {
@@ -108,7 +138,7 @@ impl TcpShared {
 
     /// Whether the descriptor has `events` pending right now (a `poll` with no timeout).
     fn poll_now(&self, events: rustix::event::PollFlags) -> bool {
-        let mut fds = [rustix::event::PollFd::new(self.fd.get_ref(), events)];
+        let mut fds = [rustix::event::PollFd::new(&*self.socket, events)];
         let timeout = rustix::event::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -120,33 +150,50 @@ impl TcpShared {
     /// (the reactor's readiness can lag behind or run ahead of the socket); readiness found
     /// stale is cleared through its guard, which cannot lose a newer event, so a wait
     /// neither spins nor misses a wake-up. I/O calls go straight to the socket for the same
-    /// reason.
-    async fn wait_for(&self, interest: Interest, events: rustix::event::PollFlags) {
+    /// reason. Fails if the socket is not registered or the reactor is gone.
+    async fn wait_for(
+        &self,
+        interest: Interest,
+        events: rustix::event::PollFlags,
+    ) -> io::Result<()> {
+        let registration = self
+            .readiness
+            .get()
+            .ok_or_else(|| io::Error::other("socket not registered with the reactor"))?;
         loop {
             if self.poll_now(events) {
-                return;
+                return Ok(());
             }
-            let Ok(mut guard) = self.fd.ready(interest).await else {
-                return;
-            };
+            let mut guard = registration.ready(interest).await?;
             if self.poll_now(events) {
-                return;
+                return Ok(());
             }
             guard.clear_ready();
         }
     }
 
-    /// Hands `bytes` to the kernel; what it does not take now is written in the background.
-    fn send(self: &Arc<Self>, bytes: Bytes) -> io::Result<()> {
-        let sent = match self.fd.get_ref().send(&bytes) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(e),
+    /// Takes `bytes` from the guest: straight to the kernel, or, while earlier bytes are
+    /// still unsent (or the kernel takes only part), into the unsent buffer that a
+    /// background writer drains in order.
+    fn write(self: &Arc<Self>, bytes: &[u8]) -> io::Result<()> {
+        let mut writer = self.writer();
+        let sent = if writer.unsent.is_empty() {
+            match send_no_signal(&self.socket, bytes) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            }
+        } else {
+            0
         };
         if sent < bytes.len() {
-            self.writer().unsent = Some(bytes.slice(sent..));
-            let shared = self.clone();
-            crate::sync::spawn(async move { shared.drain_unsent().await });
+            writer.unsent.extend_from_slice(&bytes[sent..]);
+            NetworkStats::add(&self.stats.tcp_bytes_deferred, (bytes.len() - sent) as u64);
+            if !writer.draining {
+                writer.draining = true;
+                let shared = self.clone();
+                crate::sync::spawn(async move { shared.drain_unsent().await });
+            }
         }
         Ok(())
     }
@@ -156,29 +203,37 @@ impl TcpShared {
     async fn drain_unsent(self: Arc<Self>) {
         use rustix::event::PollFlags;
         loop {
-            let Some(bytes) = self.writer().unsent.clone() else {
-                break;
-            };
-            self.wait_for(
-                Interest::WRITABLE,
-                PollFlags::OUT | PollFlags::ERR | PollFlags::HUP,
-            )
-            .await;
-            let result = self.fd.get_ref().send(&bytes);
-            let mut writer = self.writer();
-            match result {
-                Ok(n) => writer.unsent = (n < bytes.len()).then(|| bytes.slice(n..)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => {
-                    writer.unsent = None;
-                    writer.error = Some(error);
+            let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
+            let waited = self.wait_for(Interest::WRITABLE, events).await;
+            let refused = {
+                let mut writer = self.writer();
+                match waited.and_then(|()| send_no_signal(&self.socket, &writer.unsent)) {
+                    Ok(n) => {
+                        writer.unsent.advance(n);
+                        if writer.unsent.is_empty() {
+                            break;
+                        }
+                        false
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                    Err(error) => {
+                        writer.unsent.clear();
+                        writer.error = Some(error);
+                        break;
+                    }
                 }
+            };
+            if refused {
+                // Writable by `poll` yet refused: let other tasks run before retrying.
+                tokio::task::yield_now().await;
             }
         }
-        let send_closed = self.writer().send_closed;
-        if send_closed {
+        let mut writer = self.writer();
+        writer.draining = false;
+        if writer.send_closed && writer.error.is_none() {
             let _ = self.sock().shutdown(Shutdown::Write);
         }
+        drop(writer);
         self.writer_idle.notify_waiters();
     }
 
@@ -188,7 +243,7 @@ impl TcpShared {
     /// [`MIN_WRITE_PERMIT`].
     fn write_permit(&self) -> io::Result<usize> {
         let capacity = self.sock().send_buffer_size()?;
-        let queued = crate::sys::send_queue_bytes(self.fd.get_ref())?;
+        let queued = crate::sys::send_queue_bytes(&*self.socket)?;
         let free = capacity.saturating_sub(queued).min(MAX_WRITE_PERMIT);
         if free == 0 && self.poll_now(rustix::event::PollFlags::OUT) {
             return Ok(MIN_WRITE_PERMIT);
@@ -271,12 +326,12 @@ impl Pollable for TcpSocket {
                 // A finished connect (or a failed one) makes the socket writable or
                 // reports an error/hang-up.
                 let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
-                self.shared.wait_for(Interest::WRITABLE, events).await;
+                // A failed wait (reactor gone) leaves the error for `finish-connect`.
+                let _ = self.shared.wait_for(Interest::WRITABLE, events).await;
             }
             TcpState::Listening => {
-                self.shared
-                    .wait_for(Interest::READABLE, PollFlags::IN | PollFlags::ERR)
-                    .await;
+                let events = PollFlags::IN | PollFlags::ERR;
+                let _ = self.shared.wait_for(Interest::READABLE, events).await;
             }
             // Bind and listen complete within their `start-*` call; other states have
             // nothing in progress.
@@ -303,7 +358,7 @@ impl InputStream for TcpInputStream {
             return Ok(Bytes::new());
         }
         let mut buffer = BytesMut::new();
-        let received = crate::sys::receive_into(self.shared.fd.get_ref(), &mut buffer, len);
+        let received = crate::sys::receive_into(&self.shared.socket, &mut buffer, len);
         match received {
             Ok(0) => Err(StreamError::Closed),
             Ok(n) => {
@@ -325,7 +380,8 @@ impl InputStream for TcpInputStream {
         }
         // Data, end of stream (RDHUP/HUP) or an error all make `read` progress.
         let events = PollFlags::IN | PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
-        self.shared.wait_for(Interest::READABLE, events).await;
+        // A failed wait (reactor gone) resolves: `read` then reports what it finds.
+        let _ = self.shared.wait_for(Interest::READABLE, events).await;
     }
 }
 
@@ -345,7 +401,7 @@ impl TcpOutputStream {
         if writer.failed || writer.send_closed {
             return Err(StreamError::Closed);
         }
-        Ok(writer.unsent.is_some())
+        Ok(!writer.unsent.is_empty())
     }
 }
 
@@ -366,7 +422,7 @@ impl OutputStream for TcpOutputStream {
         // Counted when accepted from the guest: from here on, delivering them is the host's
         // job.
         NetworkStats::add(&self.shared.stats.tcp_bytes_sent, bytes.len() as u64);
-        self.shared.send(bytes).map_err(|error| {
+        self.shared.write(&bytes).map_err(|error| {
             self.shared.writer().failed = true;
             StreamError::from_io(error)
         })
@@ -376,6 +432,17 @@ impl OutputStream for TcpOutputStream {
     /// remainder, which `check-write` already does.
     fn flush(&mut self) -> StreamResult<()> {
         self.status().map(|_| ())
+    }
+
+    /// Bytes still unsent stay in the background writer's hands; a peer that never reads
+    /// must not keep them (and the descriptor) forever, so the kernel gets a deadline.
+    fn cancel(&mut self) {
+        if !self.shared.writer().unsent.is_empty() {
+            let _ = rustix::net::sockopt::set_tcp_user_timeout(
+                &*self.shared.socket,
+                ABANDONED_WRITE_TIMEOUT_MS,
+            );
+        }
     }
 
     async fn write_ready(&mut self) -> StreamResult<usize> {
@@ -394,7 +461,10 @@ impl OutputStream for TcpOutputStream {
             }
             use rustix::event::PollFlags;
             let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
-            shared.wait_for(Interest::WRITABLE, events).await;
+            shared
+                .wait_for(Interest::WRITABLE, events)
+                .await
+                .map_err(StreamError::from_io)?;
             // Woken by an error or hang-up rather than space: report it instead of waiting
             // again.
             if !shared.poll_now(PollFlags::OUT) {
@@ -456,7 +526,8 @@ impl tcp_create_socket::Host for WasiCtxView<'_> {
             return Err(ErrorCode::AccessDenied.into());
         }
         let slot = SocketSlot::take(&sockets.open_tcp_sockets, sockets.config.max_tcp_sockets)?;
-        let shared = TcpShared::new(new_socket(family)?, family, sockets.stats.clone(), slot)?;
+        let socket = new_socket(family).map_err(super::create_error)?;
+        let shared = TcpShared::new(socket, family, sockets.stats.clone(), slot)?;
         let socket = TcpSocket {
             shared,
             state: TcpState::Unbound,
@@ -553,6 +624,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
                 return Err(connect_error(e));
             }
         }
+        tcp.shared.register()?;
         tcp.state = TcpState::Connecting;
         Ok(())
     }
@@ -602,6 +674,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         enforce(&policy, &stats, NetworkUse::TcpListen, local)?;
         let backlog = i32::try_from(tcp.listen_backlog).unwrap_or(i32::MAX);
         tcp.sock().listen(backlog)?;
+        tcp.shared.register()?;
         tcp.state = TcpState::ListenStarted;
         Ok(())
     }
@@ -631,8 +704,11 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         let shared = listener.shared.clone();
         let (open, max) = (listener.open_sockets.clone(), listener.max_sockets);
         let backlog = listener.listen_backlog;
+        // The slot comes first: at the limit, connections stay queued instead of being
+        // accepted and dropped.
+        let slot = SocketSlot::take(&open, max)?;
         let (connection, peer) = loop {
-            let (connection, peer) = shared.fd.get_ref().accept()?;
+            let (connection, peer) = shared.socket.accept()?;
             let Some(peer) = peer.as_socket() else {
                 continue;
             };
@@ -642,8 +718,8 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
             }
         };
         tracing::trace!(target: "weir::tcp", %peer, "accepted");
-        let slot = SocketSlot::take(&open, max)?;
         let shared = TcpShared::new(connection, shared.family, shared.stats.clone(), slot)?;
+        shared.register()?;
         NetworkStats::add(&shared.stats.tcp_connections, 1);
         let accepted = TcpSocket {
             shared,
@@ -721,7 +797,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
     fn keep_alive_idle_time(&mut self, socket: SocketHandle) -> SocketResult<u64> {
         let tcp = self.tcp(&socket)?;
         Ok(nanos(rustix::net::sockopt::tcp_keepidle(
-            tcp.shared.fd.get_ref(),
+            &*tcp.shared.socket,
         )?))
     }
 
@@ -729,7 +805,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         let idle = keepalive_seconds(value)?;
         let tcp = self.tcp(&socket)?;
         Ok(rustix::net::sockopt::set_tcp_keepidle(
-            tcp.shared.fd.get_ref(),
+            &*tcp.shared.socket,
             idle,
         )?)
     }
@@ -737,7 +813,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
     fn keep_alive_interval(&mut self, socket: SocketHandle) -> SocketResult<u64> {
         let tcp = self.tcp(&socket)?;
         Ok(nanos(rustix::net::sockopt::tcp_keepintvl(
-            tcp.shared.fd.get_ref(),
+            &*tcp.shared.socket,
         )?))
     }
 
@@ -745,14 +821,14 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         let interval = keepalive_seconds(value)?;
         let tcp = self.tcp(&socket)?;
         Ok(rustix::net::sockopt::set_tcp_keepintvl(
-            tcp.shared.fd.get_ref(),
+            &*tcp.shared.socket,
             interval,
         )?)
     }
 
     fn keep_alive_count(&mut self, socket: SocketHandle) -> SocketResult<u32> {
         let tcp = self.tcp(&socket)?;
-        Ok(rustix::net::sockopt::tcp_keepcnt(tcp.shared.fd.get_ref())?)
+        Ok(rustix::net::sockopt::tcp_keepcnt(&*tcp.shared.socket)?)
     }
 
     fn set_keep_alive_count(&mut self, socket: SocketHandle, value: u32) -> SocketResult<()> {
@@ -761,7 +837,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         }
         let tcp = self.tcp(&socket)?;
         Ok(rustix::net::sockopt::set_tcp_keepcnt(
-            tcp.shared.fd.get_ref(),
+            &*tcp.shared.socket,
             value.min(MAX_KEEPALIVE_COUNT),
         )?)
     }
@@ -810,7 +886,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
             let mut writer = shared.writer();
             writer.send_closed = true;
             // With bytes still unsent, the background writer sends the FIN after them.
-            if writer.unsent.is_none() {
+            if writer.unsent.is_empty() {
                 drop(writer);
                 shutdown_ignoring_disconnect(shared.sock(), Shutdown::Write)?;
             }

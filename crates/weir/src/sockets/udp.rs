@@ -171,7 +171,8 @@ impl UdpSocket {
             domain,
             Type::DGRAM.nonblocking().cloexec(),
             Some(Protocol::UDP),
-        )?;
+        )
+        .map_err(super::create_error)?;
         if !is_ipv4(family) {
             socket.set_only_v6(true)?;
         }
