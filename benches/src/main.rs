@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 
+mod tcp;
 mod udp;
 
 const HOSTS: [&str; 3] = ["native", "wasmtime-wasi", "weir"];
@@ -27,9 +28,11 @@ fn main() -> Result<()> {
         Some("child-stdout") => child_stdout(&args[1..]),
         Some("udp-send") => udp::send_bench(&args[1..]),
         Some("udp-receive") => udp::receive_bench(&args[1..]),
+        Some("tcp") => tcp::bench(&args[1..]),
         _ => bail!(
             "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]\n       \
-             weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]"
+             weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]\n       \
+             weir-bench tcp [TOTAL_BYTES] [RUNS]"
         ),
     }
 }
@@ -119,6 +122,68 @@ fn stdout_bench(args: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the Rust guest `guest ARGS` under `host` ("weir" or "wasmtime-wasi", both with full
+/// network access) on a current-thread tokio runtime, and returns (elapsed, stdout). `before`
+/// runs once the component is compiled, just before the guest starts.
+pub(crate) fn run_guest(
+    guest: &str,
+    host: &str,
+    guest_args: &[String],
+    before: impl FnOnce(),
+) -> Result<(std::time::Duration, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let engine = Engine::default();
+    let mut args = vec![guest.to_string()];
+    args.extend(guest_args.iter().cloned());
+    match host {
+        "weir" => {
+            let stdout = weir::io::MemoryOutputPipe::new(1 << 16);
+            let mut linker = Linker::new(&engine);
+            weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            let wasi = weir::WasiCtxBuilder::new()
+                .args(args)
+                .stdout(stdout.clone())
+                .inherit_stderr()
+                .network_policy(weir::sockets::NetworkPolicy::allow_all())
+                .build();
+            let host = WeirHost {
+                wasi,
+                table: ResourceTable::new(),
+            };
+            let elapsed = time_guest(&runtime, &engine, guest, linker, host, before, || {})?;
+            Ok((
+                elapsed,
+                String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            ))
+        }
+        "wasmtime-wasi" => {
+            let stdout = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 16);
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            let wasi = wasmtime_wasi::WasiCtx::builder()
+                .args(&args)
+                .stdout(stdout.clone())
+                .inherit_stderr()
+                .inherit_network()
+                .allow_udp(true)
+                .allow_tcp(true)
+                .build();
+            let host = WasmtimeWasiHost {
+                wasi,
+                table: ResourceTable::new(),
+            };
+            let elapsed = time_guest(&runtime, &engine, guest, linker, host, before, || {})?;
+            Ok((
+                elapsed,
+                String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            ))
+        }
+        other => anyhow::bail!("unknown host {other}"),
+    }
 }
 
 pub(crate) struct WeirHost {

@@ -16,10 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use wasmtime::Engine;
-use wasmtime::component::{Linker, ResourceTable};
 
-use crate::{WasmtimeWasiHost, WeirHost, arg, time_guest};
+use crate::{arg, run_guest};
 
 const BATCH: usize = 64;
 
@@ -41,66 +39,7 @@ fn native_sendmmsg(socket: &UdpSocket, payload: &[u8], count: u64) -> Result<()>
     Ok(())
 }
 
-/// Runs `udp_flood ARGS` under `host` and returns (elapsed, stdout). `before` runs once the
-/// component is compiled, just before the guest starts.
-fn run_guest(
-    host: &str,
-    guest_args: &[String],
-    before: impl FnOnce(),
-) -> Result<(Duration, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let engine = Engine::default();
-    let mut args = vec!["udp_flood".to_string()];
-    args.extend(guest_args.iter().cloned());
-    match host {
-        "weir" => {
-            let stdout = weir::io::MemoryOutputPipe::new(1 << 16);
-            let mut linker = Linker::new(&engine);
-            weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-            let wasi = weir::WasiCtxBuilder::new()
-                .args(args)
-                .stdout(stdout.clone())
-                .inherit_stderr()
-                .network_policy(weir::sockets::NetworkPolicy::allow_all())
-                .build();
-            let host = WeirHost {
-                wasi,
-                table: ResourceTable::new(),
-            };
-            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, before, || {})?;
-            Ok((
-                elapsed,
-                String::from_utf8_lossy(&stdout.contents()).into_owned(),
-            ))
-        }
-        "wasmtime-wasi" => {
-            let stdout = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 16);
-            let mut linker = Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-            let wasi = wasmtime_wasi::WasiCtx::builder()
-                .args(&args)
-                .stdout(stdout.clone())
-                .inherit_stderr()
-                .inherit_network()
-                .allow_udp(true)
-                .build();
-            let host = WasmtimeWasiHost {
-                wasi,
-                table: ResourceTable::new(),
-            };
-            let elapsed = time_guest(&runtime, &engine, "udp_flood", linker, host, before, || {})?;
-            Ok((
-                elapsed,
-                String::from_utf8_lossy(&stdout.contents()).into_owned(),
-            ))
-        }
-        other => anyhow::bail!("unknown host {other}"),
-    }
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
+pub(crate) fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     samples[samples.len() / 2]
 }
@@ -155,7 +94,7 @@ pub fn send_bench(args: &[String]) -> Result<()> {
                             size.to_string(),
                             count.to_string(),
                         ];
-                        run_guest(guest_host, &guest_args, || {})?.0
+                        run_guest("udp_flood", guest_host, &guest_args, || {})?.0
                     }
                 };
                 samples[i].push(count as f64 / elapsed.as_secs_f64());
@@ -266,11 +205,11 @@ fn receive_once(host: &str, port: u16, millis: u64, gso: bool) -> Result<Receive
         guest_host => {
             let guest_args = ["receive".into(), port.to_string(), millis.to_string()];
             let mut flood_error = None;
-            let (_, out) = run_guest(guest_host, &guest_args, || {
-                match Flood::start(target, gso) {
-                    Ok(flood) => started = Some((process_cpu(), flood)),
-                    Err(error) => flood_error = Some(error),
-                }
+            let (_, out) = run_guest("udp_flood", guest_host, &guest_args, || match Flood::start(
+                target, gso,
+            ) {
+                Ok(flood) => started = Some((process_cpu(), flood)),
+                Err(error) => flood_error = Some(error),
             })?;
             if let Some(error) = flood_error {
                 return Err(error);

@@ -172,6 +172,20 @@ impl TcpShared {
         }
     }
 
+    /// Forgets the reactor's read readiness after a read said "would block", so that the
+    /// next wait sleeps until a new event instead of finding stale readiness first. A
+    /// wake-up lost to this (an event between the read and the clearing) costs nothing:
+    /// [`TcpShared::wait_for`] asks the kernel before it sleeps.
+    fn clear_read_readiness(&self) {
+        let Some(registration) = self.readiness.get() else {
+            return;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(Ok(mut guard)) = registration.poll_read_ready(&mut cx) {
+            guard.clear_ready();
+        }
+    }
+
     /// Takes `bytes` from the guest: straight to the kernel, or, while earlier bytes are
     /// still unsent (or the kernel takes only part), into the unsent buffer that a
     /// background writer drains in order.
@@ -365,7 +379,10 @@ impl InputStream for TcpInputStream {
                 NetworkStats::add(&self.shared.stats.tcp_bytes_received, n as u64);
                 Ok(buffer.freeze())
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.shared.clear_read_readiness();
+                Ok(Bytes::new())
+            }
             Err(e) => {
                 self.failed = true;
                 Err(StreamError::from_io(e))
