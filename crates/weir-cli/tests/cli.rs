@@ -324,6 +324,39 @@ fn the_tcp_example_serves_on_a_loopback_port() {
 }
 
 #[test]
+fn name_lookup_needs_its_own_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = guest_file(dir.path(), "tcp_script");
+    let lookup = |flags: &[&str]| {
+        let out = run(weir()
+            .arg("run")
+            .args(flags)
+            .arg(&guest)
+            .arg("resolve localhost"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // Deny by default, and `-S inherit-network` is about sockets only (as in wasmtime).
+    for flags in [&[][..], &["-S", "inherit-network"]] {
+        assert_eq!(lookup(flags), "resolve localhost => err(access-denied)\n");
+    }
+    for flags in [
+        &["-S", "allow-ip-name-lookup"][..],
+        &["--allow", "ip-name-lookup=localhost"],
+    ] {
+        let out = lookup(flags);
+        assert!(out.contains("127.0.0.1"), "{flags:?}: {out}");
+    }
+    let out = lookup(&[
+        "-S",
+        "allow-ip-name-lookup",
+        "--deny",
+        "ip-name-lookup=localhost",
+    ]);
+    assert_eq!(out, "resolve localhost => err(access-denied)\n");
+}
+
+#[test]
 fn allow_deny_and_policy_file_rules() {
     let example = root().join("examples/udp-hello.wasm");
     // Receiving is not allowed: the datagram is dropped, counted and logged.

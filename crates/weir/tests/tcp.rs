@@ -181,6 +181,44 @@ fn bind_listen_accept_and_their_state_errors() {
 }
 
 #[test]
+fn ipv6_connect_accept_and_transfer() {
+    for mode in MODES {
+        let lines = script(
+            mode,
+            &[
+                "socket l v6",
+                "bind l [::1]:0",
+                "listen l",
+                "socket c v6",
+                "start-connect c 127.0.0.1:80",
+                "connect c $l",
+                "accept l s",
+                "local s",
+                "family s",
+                "write c over ipv6",
+                "read s",
+            ],
+        );
+        assert_lines(
+            &lines,
+            &[
+                "ok",
+                "ok(())",
+                "ok(())",
+                "ok",
+                "err(invalid-argument)",
+                "ok",
+                "ok(peer [::1]:*",
+                "ok([::1]:*",
+                "IpAddressFamily::Ipv6",
+                "ok(9)",
+                "ok(\"over ipv6\")",
+            ],
+        );
+    }
+}
+
+#[test]
 fn bind_errors() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = format!("bind b 127.0.0.1:{}", taken.local_addr().unwrap().port());
