@@ -207,6 +207,10 @@ fn network_policy(args: &RunArgs, wasi_options: &WasiOptions) -> Result<NetworkP
     Ok(policy)
 }
 
+/// How long `weir run` keeps delivering bytes a guest wrote to TCP connections after the
+/// guest returned.
+const TCP_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn run(args: RunArgs) -> Result<u8> {
     if let Some(function) = &args.invoke {
         anyhow::bail!(
@@ -248,7 +252,19 @@ fn run(args: RunArgs) -> Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(weir::command::run_async(&mut store, &linker, &component));
+    let result = runtime.block_on(async {
+        let result = weir::command::run_async(&mut store, &linker, &component).await;
+        // Bytes the guest wrote to TCP connections that the kernel had not taken yet are
+        // still being delivered; shutting the runtime down would lose them.
+        let delivery = weir::sockets::tcp::background_writes_done();
+        if tokio::time::timeout(TCP_DELIVERY_LIMIT, delivery)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gave up delivering unsent TCP bytes after {TCP_DELIVERY_LIMIT:?}");
+        }
+        result
+    });
     if args.stats {
         weir::io::stdio::flush_stdio();
         eprintln!("weir stats: {}", stats.summary());

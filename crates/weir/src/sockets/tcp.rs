@@ -11,7 +11,7 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -51,6 +51,72 @@ const MAX_READ_CHUNK: usize = 256 * 1024;
 /// Linux's limits for `TCP_KEEPIDLE`/`TCP_KEEPINTVL` (seconds) and `TCP_KEEPCNT`.
 const MAX_KEEPALIVE_SECONDS: u64 = 32_767;
 const MAX_KEEPALIVE_COUNT: u32 = 127;
+
+/// Background writers still holding bytes accepted from guests, process-wide.
+static BACKGROUND_WRITERS: AtomicUsize = AtomicUsize::new(0);
+/// Signalled whenever a background writer finishes.
+static BACKGROUND_WRITER_DONE: Notify = Notify::const_new();
+
+/// Waits until every TCP background writer has delivered (or failed to deliver) the bytes
+/// it holds: bytes a guest wrote but the kernel had not taken yet when the guest moved on.
+///
+/// Call it before shutting down the tokio runtime the guests ran on (dropping a runtime
+/// cancels its tasks, and with them any bytes still unsent). `weir run` waits for it, up to
+/// a time limit, after the guest returns. Writers whose output stream was dropped give up
+/// after 30 s without progress from the peer.
+///
+/// ```no_run
+/// # async fn after_guests_ran() {
+/// weir::sockets::tcp::background_writes_done().await;
+/// # }
+/// ```
+pub async fn background_writes_done() {
+    loop {
+        let done = BACKGROUND_WRITER_DONE.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        if BACKGROUND_WRITERS.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        done.await;
+    }
+}
+
+/// A running background writer, counted in [`BACKGROUND_WRITERS`]. Dropping it (the task
+/// finished or was dropped with its runtime) settles the writer state and wakes waiters.
+struct DrainRunning {
+    shared: Arc<TcpShared>,
+    /// The writer ran to its end (set under the writer lock); otherwise it was cancelled.
+    finished: bool,
+}
+
+impl DrainRunning {
+    fn start(shared: Arc<TcpShared>) -> DrainRunning {
+        BACKGROUND_WRITERS.fetch_add(1, Ordering::AcqRel);
+        DrainRunning {
+            shared,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for DrainRunning {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        if !self.finished {
+            // Cancelled before it finished: the bytes it held cannot be delivered.
+            let mut writer = shared.writer();
+            writer.draining = false;
+            writer.unsent.clear();
+            writer.error = Some(io::Error::other(
+                "the runtime stopped before unsent bytes were delivered",
+            ));
+        }
+        shared.writer_idle.notify_waiters();
+        BACKGROUND_WRITERS.fetch_sub(1, Ordering::AcqRel);
+        BACKGROUND_WRITER_DONE.notify_waiters();
+    }
+}
 
 /// The socket descriptor and what its socket resource and streams share.
 pub(crate) struct TcpShared {
@@ -205,16 +271,21 @@ impl TcpShared {
             NetworkStats::add(&self.stats.tcp_bytes_deferred, (bytes.len() - sent) as u64);
             if !writer.draining {
                 writer.draining = true;
+                // Spawned without the lock: a runtime that is shutting down drops the task
+                // at once, and its cleanup takes the lock.
+                drop(writer);
+                let running = DrainRunning::start(self.clone());
                 let shared = self.clone();
-                crate::sync::spawn(async move { shared.drain_unsent().await });
+                crate::sync::spawn(async move { shared.drain_unsent(running).await });
             }
         }
         Ok(())
     }
 
     /// The background writer: writes the unsent bytes as the socket drains, then sends the
-    /// FIN if `shutdown(send)` came meanwhile.
-    async fn drain_unsent(self: Arc<Self>) {
+    /// FIN if `shutdown(send)` came meanwhile. `running` ends the writer's bookkeeping when
+    /// the task ends, however it ends (a runtime shutting down drops it mid-way).
+    async fn drain_unsent(self: Arc<Self>, mut running: DrainRunning) {
         use rustix::event::PollFlags;
         loop {
             let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
@@ -225,7 +296,11 @@ impl TcpShared {
                     Ok(n) => {
                         writer.unsent.advance(n);
                         if writer.unsent.is_empty() {
-                            break;
+                            // Under the same lock as the emptiness check: a write arriving
+                            // after this sees no writer running and starts a new one.
+                            self.finish_drain(&mut writer);
+                            running.finished = true;
+                            return;
                         }
                         false
                     }
@@ -233,22 +308,37 @@ impl TcpShared {
                     Err(error) => {
                         writer.unsent.clear();
                         writer.error = Some(error);
-                        break;
+                        self.finish_drain(&mut writer);
+                        running.finished = true;
+                        return;
                     }
                 }
             };
             if refused {
-                // Writable by `poll` yet refused: let other tasks run before retrying.
-                tokio::task::yield_now().await;
+                // Writable by `poll` yet refused (memory pressure): wait for the next
+                // writability event instead of retrying at once.
+                self.wait_for_next_event(Interest::WRITABLE).await;
             }
         }
-        let mut writer = self.writer();
+    }
+
+    /// Ends a drain: no writer runs any more, and the FIN goes out if it was asked for.
+    fn finish_drain(&self, writer: &mut WriterState) {
         writer.draining = false;
         if writer.send_closed && writer.error.is_none() {
             let _ = self.sock().shutdown(Shutdown::Write);
         }
-        drop(writer);
-        self.writer_idle.notify_waiters();
+    }
+
+    /// Waits for the reactor's next event of `interest`, ignoring readiness already seen.
+    async fn wait_for_next_event(&self, interest: Interest) {
+        let Some(registration) = self.readiness.get() else {
+            return;
+        };
+        if let Ok(mut stale) = registration.ready(interest).await {
+            stale.clear_ready();
+        }
+        let _ = registration.ready(interest).await;
     }
 
     /// Free send-buffer space, the output stream's permit. `SIOCOUTQ` counts payload bytes
@@ -323,6 +413,7 @@ impl TcpSocket {
             TcpInputStream {
                 shared: self.shared.clone(),
                 failed: false,
+                wait_error: None,
             },
             TcpOutputStream {
                 shared: self.shared.clone(),
@@ -359,6 +450,8 @@ pub struct TcpInputStream {
     shared: Arc<TcpShared>,
     /// A failure was reported: from now on the stream is closed.
     failed: bool,
+    /// A failed wait, for the next `read` to report.
+    wait_error: Option<io::Error>,
 }
 
 #[async_trait::async_trait]
@@ -366,6 +459,10 @@ impl InputStream for TcpInputStream {
     fn read(&mut self, max: usize) -> StreamResult<Bytes> {
         if self.failed || self.shared.receive_closed.load(Ordering::Acquire) {
             return Err(StreamError::Closed);
+        }
+        if let Some(error) = self.wait_error.take() {
+            self.failed = true;
+            return Err(StreamError::from_io(error));
         }
         let len = max.min(MAX_READ_CHUNK);
         if len == 0 {
@@ -397,8 +494,10 @@ impl InputStream for TcpInputStream {
         }
         // Data, end of stream (RDHUP/HUP) or an error all make `read` progress.
         let events = PollFlags::IN | PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
-        // A failed wait (reactor gone) resolves: `read` then reports what it finds.
-        let _ = self.shared.wait_for(Interest::READABLE, events).await;
+        // A failed wait (reactor gone) is reported by the next `read`, once.
+        if let Err(error) = self.shared.wait_for(Interest::READABLE, events).await {
+            self.wait_error = Some(error);
+        }
     }
 }
 
@@ -478,10 +577,10 @@ impl OutputStream for TcpOutputStream {
             }
             use rustix::event::PollFlags;
             let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
-            shared
-                .wait_for(Interest::WRITABLE, events)
-                .await
-                .map_err(StreamError::from_io)?;
+            if let Err(error) = shared.wait_for(Interest::WRITABLE, events).await {
+                shared.writer().failed = true;
+                return Err(StreamError::from_io(error));
+            }
             // Woken by an error or hang-up rather than space: report it instead of waiting
             // again.
             if !shared.poll_now(PollFlags::OUT) {
