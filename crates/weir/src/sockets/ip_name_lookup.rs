@@ -1,8 +1,7 @@
 //! `wasi:sockets/ip-name-lookup`: host names resolved by the system resolver on a blocking
-//! thread, under the policy's `ip-name-lookup` rules. IP literals are parsed, not looked up.
-//!
-//! Not implemented: IDNA. Names with non-ASCII characters are refused with
-//! `invalid-argument` instead of being converted to their ASCII form.
+//! thread, under the policy's `ip-name-lookup` rules. IP literals are parsed, not looked up;
+//! Unicode names are converted to ASCII with IDNA (UTS #46, the `idna` crate) first, and the
+//! policy judges the ASCII form.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -143,6 +142,16 @@ fn is_valid_host_name(name: &str) -> bool {
         })
 }
 
+/// The ASCII form of a host name (IDNA for Unicode names), if it is a valid one.
+fn ascii_host_name(name: &str) -> Option<String> {
+    let ascii = if name.is_ascii() {
+        name.to_string()
+    } else {
+        idna::domain_to_ascii(name).ok()?
+    };
+    is_valid_host_name(&ascii).then_some(ascii)
+}
+
 impl ip_name_lookup::Host for WasiCtxView<'_> {
     fn resolve_addresses(
         &mut self,
@@ -153,9 +162,7 @@ impl ip_name_lookup::Host for WasiCtxView<'_> {
         let state = if let Some(address) = ip_literal(&name) {
             ResolveAddressStream::finished(Ok(vec![address]))
         } else {
-            if !is_valid_host_name(&name) {
-                return Err(ErrorCode::InvalidArgument.into());
-            }
+            let name = ascii_host_name(&name).ok_or(ErrorCode::InvalidArgument)?;
             let sockets = &self.ctx.sockets;
             enforce_name(&policy, &sockets.stats, &name)?;
             NetworkStats::add(&sockets.stats.name_lookups, 1);
@@ -229,6 +236,17 @@ mod tests {
         ] {
             assert!(!is_valid_host_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn unicode_names_become_ascii() {
+        assert_eq!(
+            ascii_host_name("bücher.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(ascii_host_name("localhost").as_deref(), Some("localhost"));
+        assert_eq!(ascii_host_name("bad..name"), None);
+        assert_eq!(ascii_host_name("a b.example"), None);
     }
 
     #[test]
