@@ -841,6 +841,48 @@ fn each_tcp_use_is_subject_to_the_policy() {
 }
 
 #[test]
+fn accept_at_the_socket_limit_leaves_the_connection_queued() {
+    for mode in MODES {
+        let lines = script_with(
+            mode,
+            NetworkPolicy::allow_all(),
+            |b| {
+                b.max_tcp_sockets(3);
+            },
+            &[
+                "socket l v4",
+                "bind l 127.0.0.1:0",
+                "listen l",
+                "socket c v4",
+                "connect c $l",
+                "socket x v4",
+                "accept l s",
+                "drop x",
+                "accept l s",
+                "write c still there",
+                "read s",
+            ],
+        );
+        assert_lines(
+            &lines,
+            &[
+                "ok",
+                "ok(())",
+                "ok(())",
+                "ok",
+                "ok",
+                "ok",
+                "err(new-socket-limit)",
+                "ok",
+                "ok(peer 127.0.0.1:*",
+                "ok(11)",
+                "ok(\"still there\")",
+            ],
+        );
+    }
+}
+
+#[test]
 fn connection_counters() {
     let commands = [
         "socket l v4",
