@@ -119,7 +119,11 @@ pub fn send_bench(args: &[String]) -> Result<()> {
 
 /// CPU time consumed so far by the whole process (all threads).
 fn process_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    cpu_time(rustix::time::ClockId::ProcessCPUTime)
+}
+
+fn cpu_time(clock: rustix::time::ClockId) -> Duration {
+    let t = rustix::time::clock_gettime(clock);
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
@@ -162,8 +166,7 @@ impl Flood {
                         native_sendmmsg(&socket, &payload, BATCH as u64)
                     };
                 }
-                let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-                Ok(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+                Ok(cpu_time(rustix::time::ClockId::ThreadCPUTime))
             })?;
         Ok(Flood { stop, thread })
     }

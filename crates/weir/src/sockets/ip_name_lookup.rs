@@ -62,9 +62,6 @@ impl ResolveAddressStream {
 
     fn next_address(&mut self) -> SocketResult<Option<IpAddress>> {
         if let Resolution::Pending(handle) = &mut self.state {
-            if !handle.is_finished() {
-                return Err(ErrorCode::WouldBlock.into());
-            }
             let mut cx = Context::from_waker(Waker::noop());
             match Pin::new(handle).poll(&mut cx) {
                 Poll::Ready(result) => self.settle(result),

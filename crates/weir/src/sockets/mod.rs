@@ -307,6 +307,17 @@ pub(crate) fn is_ipv4(family: IpAddressFamily) -> bool {
     matches!(family, IpAddressFamily::Ipv4)
 }
 
+/// Forgets the reactor's cached read readiness of `registration` (after a read said "would
+/// block"), so that the next wait sleeps until the kernel reports new data.
+pub(crate) fn clear_read_readiness<T: std::os::fd::AsRawFd>(
+    registration: &tokio::io::unix::AsyncFd<T>,
+) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if let std::task::Poll::Ready(Ok(mut guard)) = registration.poll_read_ready(&mut cx) {
+        guard.clear_ready();
+    }
+}
+
 /// `IP_TTL` or `IPV6_UNICAST_HOPS`, whichever the family uses.
 pub(crate) fn hop_limit(socket: socket2::SockRef<'_>, family: IpAddressFamily) -> SocketResult<u8> {
     let hops = if is_ipv4(family) {

@@ -202,17 +202,21 @@ impl TcpShared {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the descriptor has `events` pending right now (a `poll` with no timeout).
-    fn poll_now(&self, events: rustix::event::PollFlags) -> bool {
+    /// Which of `events` (plus errors and hang-ups, which `poll` always reports) the
+    /// descriptor has pending right now: a `poll` with no timeout. Empty when none.
+    fn poll_now(&self, events: rustix::event::PollFlags) -> rustix::event::PollFlags {
         let mut fds = [rustix::event::PollFd::new(&*self.socket, events)];
         let timeout = rustix::event::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        matches!(rustix::event::poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(n) if n > 0 => fds[0].revents(),
+            _ => rustix::event::PollFlags::empty(),
+        }
     }
 
-    /// Waits until `poll_now(events)` holds. The kernel is asked first and after each wake-up
+    /// Waits until `poll_now(events)` reports something, and returns what it reported. The kernel is asked first and after each wake-up
     /// (the reactor's readiness can lag behind or run ahead of the socket); readiness found
     /// stale is cleared through its guard, which cannot lose a newer event, so a wait
     /// neither spins nor misses a wake-up. I/O calls go straight to the socket for the same
@@ -221,33 +225,21 @@ impl TcpShared {
         &self,
         interest: Interest,
         events: rustix::event::PollFlags,
-    ) -> io::Result<()> {
+    ) -> io::Result<rustix::event::PollFlags> {
         let registration = self
             .readiness
             .get()
             .ok_or_else(|| io::Error::other("socket not registered with the reactor"))?;
         loop {
-            if self.poll_now(events) {
-                return Ok(());
+            let fired = self.poll_now(events);
+            if !fired.is_empty() {
+                return Ok(fired);
             }
             let mut guard = registration.ready(interest).await?;
-            if self.poll_now(events) {
-                return Ok(());
+            let fired = self.poll_now(events);
+            if !fired.is_empty() {
+                return Ok(fired);
             }
-            guard.clear_ready();
-        }
-    }
-
-    /// Forgets the reactor's read readiness after a read said "would block", so that the
-    /// next wait sleeps until a new event instead of finding stale readiness first. A
-    /// wake-up lost to this (an event between the read and the clearing) costs nothing:
-    /// [`TcpShared::wait_for`] asks the kernel before it sleeps.
-    fn clear_read_readiness(&self) {
-        let Some(registration) = self.readiness.get() else {
-            return;
-        };
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(Ok(mut guard)) = registration.poll_read_ready(&mut cx) {
             guard.clear_ready();
         }
     }
@@ -292,7 +284,7 @@ impl TcpShared {
             let waited = self.wait_for(Interest::WRITABLE, events).await;
             let refused = {
                 let mut writer = self.writer();
-                match waited.and_then(|()| send_no_signal(&self.socket, &writer.unsent)) {
+                match waited.and_then(|_| send_no_signal(&self.socket, &writer.unsent)) {
                     Ok(n) => {
                         writer.unsent.advance(n);
                         if writer.unsent.is_empty() {
@@ -349,7 +341,8 @@ impl TcpShared {
         let capacity = self.sock().send_buffer_size()?;
         let queued = crate::sys::send_queue_bytes(&*self.socket)?;
         let free = capacity.saturating_sub(queued).min(MAX_WRITE_PERMIT);
-        if free == 0 && self.poll_now(rustix::event::PollFlags::OUT) {
+        let out = rustix::event::PollFlags::OUT;
+        if free == 0 && self.poll_now(out).contains(out) {
             return Ok(MIN_WRITE_PERMIT);
         }
         Ok(free)
@@ -377,9 +370,6 @@ pub struct TcpSocket {
     /// The policy of the network the socket was bound or connected on.
     policy: Option<Arc<NetworkPolicy>>,
     listen_backlog: u32,
-    /// Per-instance limit on open TCP sockets, for the connections `accept` creates.
-    open_sockets: Arc<std::sync::atomic::AtomicUsize>,
-    max_sockets: usize,
 }
 
 impl TcpSocket {
@@ -477,7 +467,11 @@ impl InputStream for TcpInputStream {
                 Ok(buffer.freeze())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.shared.clear_read_readiness();
+                // A wake-up lost to the clearing costs nothing: `wait_for` asks the kernel
+                // before it sleeps.
+                if let Some(registration) = self.shared.readiness.get() {
+                    super::clear_read_readiness(registration);
+                }
                 Ok(Bytes::new())
             }
             Err(e) => {
@@ -577,18 +571,21 @@ impl OutputStream for TcpOutputStream {
             }
             use rustix::event::PollFlags;
             let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
-            if let Err(error) = shared.wait_for(Interest::WRITABLE, events).await {
-                shared.writer().failed = true;
-                return Err(StreamError::from_io(error));
-            }
+            let fired = match shared.wait_for(Interest::WRITABLE, events).await {
+                Ok(fired) => fired,
+                Err(error) => {
+                    shared.writer().failed = true;
+                    return Err(StreamError::from_io(error));
+                }
+            };
             // Woken by an error or hang-up rather than space: report it instead of waiting
             // again.
-            if !shared.poll_now(PollFlags::OUT) {
+            if !fired.contains(PollFlags::OUT) {
                 if let Some(error) = shared.sock().take_error().map_err(StreamError::from_io)? {
                     shared.writer().failed = true;
                     return Err(StreamError::from_io(error));
                 }
-                if shared.poll_now(PollFlags::HUP) {
+                if fired.contains(PollFlags::HUP) {
                     shared.writer().failed = true;
                     return Err(StreamError::Closed);
                 }
@@ -649,8 +646,6 @@ impl tcp_create_socket::Host for WasiCtxView<'_> {
             state: TcpState::Unbound,
             policy: None,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
-            open_sockets: sockets.open_tcp_sockets.clone(),
-            max_sockets: sockets.config.max_tcp_sockets,
         };
         Ok(self.table.push(socket)?)
     }
@@ -751,9 +746,10 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         if tcp.state != TcpState::Connecting {
             return Err(ErrorCode::NotInProgress.into());
         }
-        if !tcp
+        if tcp
             .shared
             .poll_now(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP)
+            .is_empty()
         {
             return Err(ErrorCode::WouldBlock.into());
         }
@@ -812,14 +808,17 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         Resource<InputStreamResource>,
         Resource<OutputStreamResource>,
     )> {
+        let sockets = &self.ctx.sockets;
+        let (open, max) = (
+            sockets.open_tcp_sockets.clone(),
+            sockets.config.max_tcp_sockets,
+        );
         let listener = self.tcp(&socket)?;
         if listener.state != TcpState::Listening {
             return Err(ErrorCode::InvalidState.into());
         }
         let policy = listener.policy.clone().ok_or(ErrorCode::InvalidState)?;
         let shared = listener.shared.clone();
-        let (open, max) = (listener.open_sockets.clone(), listener.max_sockets);
-        let backlog = listener.listen_backlog;
         // The slot comes first: at the limit, connections stay queued instead of being
         // accepted and dropped.
         let slot = SocketSlot::take(&open, max)?;
@@ -841,9 +840,8 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
             shared,
             state: TcpState::Connected,
             policy: Some(policy),
-            listen_backlog: backlog,
-            open_sockets: open,
-            max_sockets: max,
+            // A connected socket never listens; the value only answers the setter's state check.
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         };
         let (input, output) = self.push_streams(accepted.streams())?;
         let accepted = self.table.push(accepted)?;

@@ -88,15 +88,6 @@ impl UdpShared {
             .try_send(UdpSockRef::from(self.socket.get_ref()), &transmit)
     }
 
-    /// Forgets tokio's cached read readiness so that the next wait really waits for the
-    /// kernel.
-    fn clear_read_readiness(&self) {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(Ok(mut guard)) = self.socket.poll_read_ready(&mut cx) {
-            guard.clear_ready();
-        }
-    }
-
     /// Waits until the socket grants a send permit, registering for write readiness only
     /// for the duration of the wait.
     async fn wait_for_send_permit(&self, size_estimate: usize) {
@@ -319,7 +310,7 @@ impl IncomingDatagramStream {
                 {
                     return Err(error);
                 }
-                shared.clear_read_readiness();
+                super::clear_read_readiness(&shared.socket);
             }
             result?
         };
