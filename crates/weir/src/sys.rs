@@ -198,6 +198,18 @@ pub(crate) fn receive_into(
 /// glibc's "no address of the requested family" code, which the `libc` crate does not export.
 const EAI_ADDRFAMILY: libc::c_int = -9;
 
+/// Maps a `getaddrinfo` failure (`EAI_*`, with `errno` for `EAI_SYSTEM`) to the error code
+/// the WIT documents for it.
+fn resolver_error_code(status: libc::c_int, errno: io::Error) -> ErrorCode {
+    match status {
+        libc::EAI_NONAME | libc::EAI_NODATA | EAI_ADDRFAMILY => ErrorCode::NameUnresolvable,
+        libc::EAI_AGAIN => ErrorCode::TemporaryResolverFailure,
+        libc::EAI_MEMORY => ErrorCode::OutOfMemory,
+        libc::EAI_SYSTEM => socket_error_code(&errno),
+        _ => ErrorCode::PermanentResolverFailure,
+    }
+}
+
 /// Resolves `name` with the system resolver (`getaddrinfo`), blocking. Errors are the WIT's
 /// `resolve-next-address` codes.
 pub(crate) fn resolve_host(name: &str) -> Result<Vec<std::net::IpAddr>, ErrorCode> {
@@ -215,13 +227,7 @@ pub(crate) fn resolve_host(name: &str) -> Result<Vec<std::net::IpAddr>, ErrorCod
     // across the call; `list` receives a list that is freed below with `freeaddrinfo`.
     let status = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut list) };
     if status != 0 {
-        return Err(match status {
-            libc::EAI_NONAME | libc::EAI_NODATA | EAI_ADDRFAMILY => ErrorCode::NameUnresolvable,
-            libc::EAI_AGAIN => ErrorCode::TemporaryResolverFailure,
-            libc::EAI_MEMORY => ErrorCode::OutOfMemory,
-            libc::EAI_SYSTEM => socket_error_code(&io::Error::last_os_error()),
-            _ => ErrorCode::PermanentResolverFailure,
-        });
+        return Err(resolver_error_code(status, io::Error::last_os_error()));
     }
     let mut addresses = Vec::new();
     let mut entry = list;
@@ -252,6 +258,22 @@ pub(crate) fn resolve_host(name: &str) -> Result<Vec<std::net::IpAddr>, ErrorCod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolver_errors_map_as_the_wit_documents() {
+        let errno = || io::Error::from_raw_os_error(Errno::NOMEM.raw_os_error());
+        for (status, code) in [
+            (libc::EAI_NONAME, ErrorCode::NameUnresolvable),
+            (libc::EAI_NODATA, ErrorCode::NameUnresolvable),
+            (EAI_ADDRFAMILY, ErrorCode::NameUnresolvable),
+            (libc::EAI_AGAIN, ErrorCode::TemporaryResolverFailure),
+            (libc::EAI_FAIL, ErrorCode::PermanentResolverFailure),
+            (libc::EAI_MEMORY, ErrorCode::OutOfMemory),
+            (libc::EAI_SYSTEM, ErrorCode::OutOfMemory),
+        ] {
+            assert_eq!(resolver_error_code(status, errno()), code, "{status}");
+        }
+    }
 
     #[test]
     fn typical_errors_map_as_the_wit_documents() {
