@@ -56,7 +56,19 @@ pub fn run(mode: Mode, component: &[u8], wasi: WasiCtx) -> wasmtime::Result<Outc
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(weir::command::run_async(&mut store, &linker, &component))
+            runtime.block_on(async {
+                let outcome = weir::command::run_async(&mut store, &linker, &component).await;
+                // As the README asks of embedders: let TCP bytes the guest wrote but the
+                // kernel had not taken yet reach their peer before the runtime is dropped.
+                let delivery = weir::sockets::tcp::background_writes_done();
+                if tokio::time::timeout(std::time::Duration::from_secs(30), delivery)
+                    .await
+                    .is_err()
+                {
+                    panic!("unsent TCP bytes were not delivered within 30 s");
+                }
+                outcome
+            })
         }
         Mode::Sync => {
             let mut linker = Linker::new(engine);
