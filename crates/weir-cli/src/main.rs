@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits};
+use wasmtime::{Engine, Store, StoreLimits};
 use weir::sockets::NetworkPolicy;
 use weir::{DirPerms, FilePerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use options::{DirSpec, WasiOptions, WasmOptions};
+use options::{DirSpec, NetworkSwitches};
 
 /// Exit status for a wasm trap, as `wasmtime run` reports it (128 + SIGABRT).
 const TRAP_EXIT_STATUS: u8 = 134;
@@ -46,13 +46,10 @@ struct RunArgs {
     #[arg(long)]
     argv0: Option<String>,
 
-    /// WASI options, comma-separated (`-S inherit-env,max-resources=1000`).
-    #[arg(short = 'S', value_name = "KEY[=VAL][,...]")]
-    wasi: Vec<String>,
-
-    /// WebAssembly options, comma-separated (`-W max-memory-size=1048576,fuel=100000`).
-    #[arg(short = 'W', value_name = "KEY[=VAL][,...]")]
-    wasm: Vec<String>,
+    /// wasmtime's `-O`, `-C`, `-D`, `-W`, `-S`, `-R`, `--target` and `--config FILE`
+    /// (`-W help` lists a group's keys).
+    #[command(flatten)]
+    common: wasmtime_cli_flags::CommonOptions,
 
     /// Allow a network use: `USES=CIDR[:PORTS]`, e.g. `udp-send=127.0.0.0/8:5000-5999`.
     #[arg(long = "allow", value_name = "USES=CIDR[:PORTS]")]
@@ -103,10 +100,6 @@ impl WasiView for Host {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let Cli::Run(args) = Cli::parse();
     let status = match run(args) {
         Ok(status) => status,
@@ -120,14 +113,16 @@ fn main() -> ExitCode {
     ExitCode::from(status)
 }
 
-fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
+fn build_wasi(args: &RunArgs) -> Result<WasiCtx> {
+    let wasi_options = &args.common.wasi;
+    let network = NetworkSwitches::from_options(wasi_options);
     let mut builder = WasiCtxBuilder::new();
     let argv0 = args
         .argv0
         .clone()
         .unwrap_or_else(|| args.component.display().to_string());
     builder.arg(argv0).args(args.args.iter().cloned());
-    if wasi_options.inherit_env {
+    if wasi_options.inherit_env == Some(true) {
         builder.inherit_env();
     }
     for env in &args.envs {
@@ -139,19 +134,23 @@ fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
             },
         };
     }
-    if wasi_options.inherit_stdin {
+    // stdio is inherited unless turned off, as in wasmtime.
+    if wasi_options.inherit_stdin != Some(false) {
         builder.inherit_stdin();
     }
-    if wasi_options.inherit_stdout {
+    if wasi_options.inherit_stdout != Some(false) {
         builder.inherit_stdout();
     }
-    if wasi_options.inherit_stderr {
+    if wasi_options.inherit_stderr != Some(false) {
         builder.inherit_stderr();
     }
+    if let Some(max) = wasi_options.max_random_size {
+        builder.max_random_size(max);
+    }
     builder
-        .network_policy(network_policy(args, wasi_options)?)
-        .allow_udp(wasi_options.network.udp)
-        .allow_tcp(wasi_options.network.tcp);
+        .network_policy(network_policy(args, &network)?)
+        .allow_udp(network.udp)
+        .allow_tcp(network.tcp);
     if let Some(cwd) = &wasi_options.cwd {
         builder.initial_cwd(cwd.clone());
     }
@@ -175,13 +174,13 @@ fn build_wasi(args: &RunArgs, wasi_options: &WasiOptions) -> Result<WasiCtx> {
 
 /// The policy from `-S inherit-network`, `-S allow-ip-name-lookup`, `--allow`, `--deny` and
 /// `--policy`.
-fn network_policy(args: &RunArgs, wasi_options: &WasiOptions) -> Result<NetworkPolicy> {
-    let mut policy = if wasi_options.network.inherit_network {
+fn network_policy(args: &RunArgs, network: &NetworkSwitches) -> Result<NetworkPolicy> {
+    let mut policy = if network.inherit_network {
         NetworkPolicy::allow_all_sockets()
     } else {
         NetworkPolicy::deny_all()
     };
-    if wasi_options.network.allow_ip_name_lookup {
+    if network.allow_ip_name_lookup {
         policy = policy.with_rule(weir::sockets::Rule::names(
             weir::sockets::Action::Allow,
             weir::sockets::NamePattern::Any,
@@ -207,53 +206,108 @@ fn network_policy(args: &RunArgs, wasi_options: &WasiOptions) -> Result<NetworkP
     Ok(policy)
 }
 
+/// Refuses, with a clear message, a component that needs WASI 0.3 (not provided yet), instead
+/// of the linker's error about the first missing import.
+fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
+    let needs_0_3: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| name.starts_with("wasi:") && name.contains("@0.3."))
+        .collect();
+    if !needs_0_3.is_empty() {
+        anyhow::bail!(
+            "this component imports WASI 0.3 interfaces ({}): WASI 0.3 is not supported by \
+             weir yet (see the README's status table)",
+            needs_0_3.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// How long `weir run` keeps delivering bytes a guest wrote to TCP connections after the
 /// guest returned.
 const TCP_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-fn run(args: RunArgs) -> Result<u8> {
+fn run(mut args: RunArgs) -> Result<u8> {
     if let Some(function) = &args.invoke {
         anyhow::bail!(
             "--invoke {function}: invoking arbitrary exports is not supported yet; \
              weir runs `wasi:cli/run`"
         );
     }
-    let wasi_options = WasiOptions::parse(&args.wasi)?;
-    let wasm_options = WasmOptions::parse(&args.wasm)?;
-
-    let mut config = Config::new();
-    wasm_options.apply(&mut config);
+    let config = options::engine_config(&mut args.common)?;
+    // `-D logging=n` turns logging off, as in wasmtime; otherwise WEIR_LOG filters it.
+    if args.common.debug.logging != Some(false) {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let component = Component::from_file(&engine, &args.component)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot load component `{}`", args.component.display()))?;
+    refuse_wasi_0_3(&engine, &component)?;
 
     let mut linker = Linker::<Host>::new(&engine);
     weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    if args.common.wasm.unknown_imports_trap == Some(true) {
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(anyhow::Error::from)?;
+    }
 
+    let wasi_options = &args.common.wasi;
     let mut table = ResourceTable::new();
     if let Some(max) = wasi_options.max_resources {
         table.set_max_capacity(max);
     }
     let host = Host {
-        wasi: build_wasi(&args, &wasi_options)?,
+        wasi: build_wasi(&args)?,
         table,
-        limits: wasm_options.store_limits(),
+        limits: options::store_limits(&args.common.wasm),
     };
     let stats = host.wasi.network_stats();
     let mut store = Store::new(&engine, host);
     store.limiter(|host| &mut host.limits);
-    if let Some(fuel) = wasm_options.hostcall_fuel.or(wasi_options.hostcall_fuel) {
+    if let Some(fuel) = wasi_options.hostcall_fuel {
         store.set_hostcall_fuel(fuel);
     }
-    wasm_options.configure_store(&mut store)?;
+    if let Some(max) = wasi_options.max_component_handles {
+        store.set_max_component_handles(max);
+    }
+    if let Some(fuel) = args.common.wasm.fuel {
+        store.set_fuel(fuel).map_err(anyhow::Error::from)?;
+    }
+    let timeout = args.common.wasm.timeout;
+    if let Some(timeout) = timeout {
+        // Wasm code traps at the next epoch check once the deadline passes; a guest waiting
+        // in the host is stopped by the runtime timeout below.
+        store.set_epoch_deadline(1);
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(timeout);
+            engine.increment_epoch();
+        });
+    } else if args.common.wasm.epoch_interruption == Some(true) {
+        // Epoch checks without a timeout: nothing ever interrupts the guest.
+        store.set_epoch_deadline(u64::MAX);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        let result = weir::command::run_async(&mut store, &linker, &component).await;
+        let run = weir::command::run_async(&mut store, &linker, &component);
+        let result = match timeout {
+            None => run.await,
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                Err(wasmtime::Error::from(wasmtime::Trap::Interrupt)
+                    .context(format!("timed out after {limit:?}")))
+            }),
+        };
         // Bytes the guest wrote to TCP connections that the kernel had not taken yet are
         // still being delivered; shutting the runtime down would lose them.
         let delivery = weir::sockets::tcp::background_writes_done();

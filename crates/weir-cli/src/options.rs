@@ -1,7 +1,15 @@
-//! Parsing of `wasmtime run`-style `-S`, `-W` and `--dir` options.
+//! `wasmtime run`'s `-O`/`-C`/`-D`/`-W`/`-S`/`-R` options and `--config FILE`.
+//!
+//! They are parsed by Wasmtime's own `wasmtime-cli-flags` crate, so every key, its value
+//! syntax, `-W help` and the TOML config file behave exactly as in `wasmtime run` 48. Engine
+//! settings (`-O`, `-C`, `-D`, most of `-W`) go to Wasmtime's `Config` as wasmtime applies
+//! them; store limits and WASI settings are applied here. A key that weir cannot honour is
+//! refused with an error naming the key and the reason, never silently ignored (the README's
+//! flag table lists every key).
 
-use anyhow::{Context, Result, bail};
-use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder};
+use anyhow::{Result, bail};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_cli_flags::{CommonOptions, DebugOptions, WasiOptions, WasmOptions};
 
 /// `HOST_DIR[::GUEST_DIR]`.
 pub struct DirSpec {
@@ -24,53 +32,155 @@ impl DirSpec {
     }
 }
 
-/// Splits `a,b=1,c` into `(key, value)` pairs.
-fn pairs<'a>(
-    flag: &'a str,
-    lists: &'a [String],
-) -> impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)> {
-    lists
-        .iter()
-        .flat_map(|list| list.split(','))
-        .filter(|item| !item.is_empty())
-        .map(move |item| match item.split_once('=') {
-            Some((key, value)) => (flag, key, Some(value)),
-            None => (flag, item, None),
-        })
-}
-
-fn boolean(flag: &str, key: &str, value: Option<&str>) -> Result<bool> {
-    match value {
-        None | Some("y" | "yes" | "true") => Ok(true),
-        Some("n" | "no" | "false") => Ok(false),
-        Some(other) => bail!("{flag} {key}={other}: expected y/yes/true or n/no/false"),
+/// The engine configuration for `weir run`: wasmtime's, from the options, plus what weir
+/// needs (epoch interruption for `-W timeout`).
+pub fn engine_config(common: &mut CommonOptions) -> Result<wasmtime::Config> {
+    let mut config = common.config(None)?;
+    if common.wasm.timeout.is_some() {
+        config.epoch_interruption(true);
     }
+    refuse_unsupported(common)?;
+    Ok(config)
 }
 
-fn number(flag: &str, key: &str, value: Option<&str>) -> Result<u64> {
-    let value = value.with_context(|| format!("{flag} {key} needs a value: {key}=N"))?;
-    value
-        .replace('_', "")
-        .parse()
-        .with_context(|| format!("{flag} {key}={value}: not a non-negative integer"))
+/// Refuses the keys weir does not implement, each with the reason.
+fn refuse_unsupported(common: &CommonOptions) -> Result<()> {
+    refuse_wasm(&common.wasm)?;
+    refuse_debug(&common.debug)?;
+    refuse_wasi(&common.wasi)
 }
 
-/// `-S` options.
-pub struct WasiOptions {
-    pub inherit_env: bool,
-    pub inherit_stdin: bool,
-    pub inherit_stdout: bool,
-    pub inherit_stderr: bool,
-    pub max_resources: Option<usize>,
-    pub hostcall_fuel: Option<usize>,
-    pub cwd: Option<String>,
-    /// Networking switches, as in `wasmtime run`.
-    pub network: NetworkSwitches,
+fn refuse(flag: &str, key: &str, why: &str) -> Result<()> {
+    bail!("{flag} {key}: not supported by weir: {why}")
 }
 
-/// `-S inherit-network` allows every address (without it, only `--allow` rules do);
-/// `-S udp=n` / `-S tcp=n` turn a protocol off entirely (both on by default, as in wasmtime).
-#[derive(Debug)]
+fn refuse_wasm(wasm: &WasmOptions) -> Result<()> {
+    if wasm.unknown_imports_default == Some(true) {
+        refuse(
+            "-W",
+            "unknown-imports-default",
+            "default values for unknown imports exist for core modules only, and weir runs \
+             components (as in wasmtime, which refuses it for components too)",
+        )?;
+    }
+    Ok(())
+}
+
+fn refuse_debug(debug: &DebugOptions) -> Result<()> {
+    if debug.log_to_files == Some(true) {
+        refuse(
+            "-D",
+            "log-to-files",
+            "weir logs to stderr (filtered by the WEIR_LOG variable)",
+        )?;
+    }
+    if debug.debugger.is_some() || !debug.arg.is_empty() {
+        refuse(
+            "-D",
+            "debugger",
+            "attaching a debugger component is not provided",
+        )?;
+    }
+    let debugger_stdio = [
+        ("inherit-stdin", debug.inherit_stdin),
+        ("inherit-stdout", debug.inherit_stdout),
+        ("inherit-stderr", debug.inherit_stderr),
+    ];
+    for (key, value) in debugger_stdio {
+        if value.is_some() {
+            refuse(
+                "-D",
+                key,
+                "it configures a debugger component, which is not provided",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn refuse_wasi(wasi: &WasiOptions) -> Result<()> {
+    if wasi.cli == Some(false) || wasi.common == Some(false) {
+        refuse(
+            "-S",
+            "cli=n",
+            "weir runs WASI command components; their CLI interfaces are always provided",
+        )?;
+    }
+    let not_provided = [
+        (
+            "nn",
+            wasi.nn == Some(true) || !wasi.nn_graph.is_empty(),
+            "wasi-nn",
+        ),
+        ("threads", wasi.threads == Some(true), "wasi-threads"),
+        (
+            "config",
+            wasi.config == Some(true) || !wasi.config_var.is_empty(),
+            "wasi:config",
+        ),
+        (
+            "keyvalue",
+            wasi.keyvalue == Some(true) || !wasi.keyvalue_in_memory_data.is_empty(),
+            "wasi:keyvalue",
+        ),
+        ("tls", wasi.tls == Some(true), "wasi:tls"),
+    ];
+    for (key, given, interface) in not_provided {
+        if given {
+            refuse("-S", key, &format!("{interface} is not provided"))?;
+        }
+    }
+    if wasi.http == Some(true) {
+        refuse(
+            "-S",
+            "http",
+            "wasi:http is not provided yet (see the README's status table)",
+        )?;
+    }
+    if wasi.listenfd == Some(true) || !wasi.tcplisten.is_empty() {
+        let key = if wasi.listenfd == Some(true) {
+            "listenfd"
+        } else {
+            "tcplisten"
+        };
+        refuse(
+            "-S",
+            key,
+            "it belongs to wasmtime's legacy preview1 implementation, which weir does not have",
+        )?;
+    }
+    Ok(())
+}
+
+/// The store limits from `-W max-memory-size`, `max-table-elements`, `max-instances`,
+/// `max-tables`, `max-memories` and `trap-on-grow-failure`, as in wasmtime.
+pub fn store_limits(wasm: &WasmOptions) -> StoreLimits {
+    let mut limits = StoreLimitsBuilder::new();
+    if let Some(max) = wasm.max_memory_size {
+        limits = limits.memory_size(max);
+    }
+    if let Some(max) = wasm.max_table_elements {
+        limits = limits.table_elements(max);
+    }
+    if let Some(max) = wasm.max_instances {
+        limits = limits.instances(max);
+    }
+    if let Some(max) = wasm.max_tables {
+        limits = limits.tables(max);
+    }
+    if let Some(max) = wasm.max_memories {
+        limits = limits.memories(max);
+    }
+    if let Some(trap) = wasm.trap_on_grow_failure {
+        limits = limits.trap_on_grow_failure(trap);
+    }
+    limits.build()
+}
+
+/// Networking switches from `-S`, as in `wasmtime run`: `inherit-network` allows every
+/// socket address (without it, only `--allow` rules do); `udp=n` / `tcp=n` turn a protocol
+/// off entirely (both on by default); `allow-ip-name-lookup` enables lookups of any name.
+#[derive(Debug, PartialEq, Eq)]
 pub struct NetworkSwitches {
     pub inherit_network: bool,
     pub tcp: bool,
@@ -78,191 +188,150 @@ pub struct NetworkSwitches {
     pub allow_ip_name_lookup: bool,
 }
 
-impl Default for NetworkSwitches {
-    fn default() -> Self {
+impl NetworkSwitches {
+    pub fn from_options(wasi: &WasiOptions) -> Self {
         NetworkSwitches {
-            inherit_network: false,
-            tcp: true,
-            udp: true,
-            allow_ip_name_lookup: false,
+            inherit_network: wasi.inherit_network.unwrap_or(false),
+            tcp: wasi.tcp.unwrap_or(true),
+            udp: wasi.udp.unwrap_or(true),
+            allow_ip_name_lookup: wasi.allow_ip_name_lookup.unwrap_or(false),
         }
-    }
-}
-
-const WASI_KEYS: &str = "cli, inherit-env, inherit-stdin, inherit-stdout, inherit-stderr, \
-    cli-exit-with-code, max-resources, hostcall-fuel, cwd, inherit-network, tcp, udp, \
-    allow-ip-name-lookup, preview2";
-
-impl WasiOptions {
-    pub fn parse(lists: &[String]) -> Result<Self> {
-        let mut options = WasiOptions {
-            inherit_env: false,
-            inherit_stdin: true,
-            inherit_stdout: true,
-            inherit_stderr: true,
-            max_resources: None,
-            hostcall_fuel: None,
-            cwd: None,
-            network: NetworkSwitches::default(),
-        };
-        for (flag, key, value) in pairs("-S", lists) {
-            match key {
-                "inherit-env" => options.inherit_env = boolean(flag, key, value)?,
-                "inherit-stdin" => options.inherit_stdin = boolean(flag, key, value)?,
-                "inherit-stdout" => options.inherit_stdout = boolean(flag, key, value)?,
-                "inherit-stderr" => options.inherit_stderr = boolean(flag, key, value)?,
-                "max-resources" => options.max_resources = Some(number(flag, key, value)? as usize),
-                "hostcall-fuel" => options.hostcall_fuel = Some(number(flag, key, value)? as usize),
-                "cwd" => {
-                    let dir =
-                        value.with_context(|| format!("{flag} cwd needs a value: cwd=DIR"))?;
-                    options.cwd = Some(dir.to_string());
-                }
-                "inherit-network" => options.network.inherit_network = boolean(flag, key, value)?,
-                "tcp" => options.network.tcp = boolean(flag, key, value)?,
-                "udp" => options.network.udp = boolean(flag, key, value)?,
-                "allow-ip-name-lookup" => {
-                    options.network.allow_ip_name_lookup = boolean(flag, key, value)?
-                }
-                // Always on in Weir: `cli` (the command world), `preview2` (WASI 0.2), and
-                // `exit-with-code` (stable since WASI 0.2.12).
-                "cli" | "preview2" | "cli-exit-with-code" => {
-                    if !boolean(flag, key, value)? {
-                        bail!("{flag} {key}=n: Weir always provides this; it cannot be turned off");
-                    }
-                }
-                "http" | "nn" | "threads" | "config" | "keyvalue" | "listenfd" | "tcplisten"
-                | "preview0" | "common" => {
-                    bail!("{flag} {key}: not supported by weir (supported: {WASI_KEYS})")
-                }
-                other => bail!("{flag} {other}: unknown WASI option (supported: {WASI_KEYS})"),
-            }
-        }
-        Ok(options)
-    }
-}
-
-/// `-W` options.
-#[derive(Default)]
-pub struct WasmOptions {
-    max_memory_size: Option<usize>,
-    max_table_elements: Option<usize>,
-    max_instances: Option<usize>,
-    max_wasm_stack: Option<usize>,
-    fuel: Option<u64>,
-    pub hostcall_fuel: Option<usize>,
-}
-
-const WASM_KEYS: &str =
-    "max-memory-size, max-table-elements, max-instances, max-wasm-stack, fuel, hostcall-fuel";
-
-impl WasmOptions {
-    pub fn parse(lists: &[String]) -> Result<Self> {
-        let mut options = WasmOptions::default();
-        for (flag, key, value) in pairs("-W", lists) {
-            match key {
-                "max-memory-size" => {
-                    options.max_memory_size = Some(number(flag, key, value)? as usize)
-                }
-                "max-table-elements" => {
-                    options.max_table_elements = Some(number(flag, key, value)? as usize)
-                }
-                "max-instances" => options.max_instances = Some(number(flag, key, value)? as usize),
-                "max-wasm-stack" => {
-                    options.max_wasm_stack = Some(number(flag, key, value)? as usize)
-                }
-                "fuel" => options.fuel = Some(number(flag, key, value)?),
-                "hostcall-fuel" => options.hostcall_fuel = Some(number(flag, key, value)? as usize),
-                other => {
-                    bail!("{flag} {other}: unsupported WebAssembly option (supported: {WASM_KEYS})")
-                }
-            }
-        }
-        Ok(options)
-    }
-
-    pub fn apply(&self, config: &mut Config) {
-        if let Some(size) = self.max_wasm_stack {
-            config.max_wasm_stack(size);
-        }
-        if self.fuel.is_some() {
-            config.consume_fuel(true);
-        }
-    }
-
-    pub fn store_limits(&self) -> StoreLimits {
-        let mut limits = StoreLimitsBuilder::new();
-        if let Some(size) = self.max_memory_size {
-            limits = limits.memory_size(size);
-        }
-        if let Some(n) = self.max_table_elements {
-            limits = limits.table_elements(n);
-        }
-        if let Some(n) = self.max_instances {
-            limits = limits.instances(n);
-        }
-        limits.build()
-    }
-
-    pub fn configure_store<T>(&self, store: &mut Store<T>) -> Result<()> {
-        if let Some(fuel) = self.fuel {
-            store.set_fuel(fuel).map_err(anyhow::Error::from)?;
-        }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn list(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| s.to_string()).collect()
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        common: CommonOptions,
+    }
+
+    fn configured(args: &[&str]) -> Result<CommonOptions> {
+        let mut argv = vec!["probe"];
+        argv.extend_from_slice(args);
+        let mut common = Probe::try_parse_from(argv)?.common;
+        engine_config(&mut common)?;
+        Ok(common)
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match configured(args) {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(error) => format!("{error:#}"),
+        }
     }
 
     #[test]
-    fn wasi_options_parse_comma_lists_and_booleans() {
-        let o = WasiOptions::parse(&list(&["inherit-env,max-resources=10", "inherit-stdin=n"]))
-            .unwrap();
-        assert!(o.inherit_env);
-        assert!(!o.inherit_stdin);
-        assert!(o.inherit_stdout);
-        assert_eq!(o.max_resources, Some(10));
-        let o =
-            WasiOptions::parse(&list(&["inherit-network,udp,tcp=n,allow-ip-name-lookup"])).unwrap();
-        assert!(o.network.inherit_network && o.network.udp && !o.network.tcp);
-        assert!(o.network.allow_ip_name_lookup);
+    fn wasmtime_keys_parse_with_wasmtimes_syntax() {
+        let common = configured(&[
+            "-S",
+            "inherit-env,max-resources=10,inherit-stdin=n",
+            "-S",
+            "inherit-network,udp,tcp=n,allow-ip-name-lookup",
+            "-W",
+            "component-model,component-model-async=y,max-memory-size=0x10000,timeout=250ms",
+            "-S",
+            "p3,max-random-size=1_000,max-http-fields-size=4096,network-error-code,preview2,cli",
+            "-O",
+            "opt-level=s,memory-reservation=1048576",
+            "-C",
+            "cache=n,parallel-compilation=n",
+            "-D",
+            "debug-info=n,address-map=y",
+        ])
+        .unwrap();
+        assert_eq!(common.wasi.inherit_env, Some(true));
+        assert_eq!(common.wasi.inherit_stdin, Some(false));
+        assert_eq!(common.wasi.max_resources, Some(10));
+        assert_eq!(common.wasi.max_random_size, Some(1000));
+        assert_eq!(common.wasm.max_memory_size, Some(0x10000));
+        assert_eq!(
+            common.wasm.timeout,
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            NetworkSwitches::from_options(&common.wasi),
+            NetworkSwitches {
+                inherit_network: true,
+                udp: true,
+                tcp: false,
+                allow_ip_name_lookup: true
+            }
+        );
     }
 
     #[test]
-    fn unknown_options_are_clear_errors() {
-        let e = WasiOptions::parse(&list(&["frobnicate"]))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("-S frobnicate") && e.contains("unknown"), "{e}");
-        let e = WasmOptions::parse(&list(&["simd=n"]))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("-W simd") && e.contains("unsupported"), "{e}");
-        let e = WasiOptions::parse(&list(&["max-resources=lots"]))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("max-resources=lots"), "{e}");
-        let e = WasiOptions::parse(&list(&["inherit-env=maybe"]))
-            .err()
-            .unwrap()
-            .to_string();
+    fn defaults_match_wasmtime_run() {
+        let common = configured(&[]).unwrap();
+        assert_eq!(
+            NetworkSwitches::from_options(&common.wasi),
+            NetworkSwitches {
+                inherit_network: false,
+                udp: true,
+                tcp: true,
+                allow_ip_name_lookup: false
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = refused(&["-S", "frobnicate"]);
+        assert!(e.contains("unknown -S / --wasi option: frobnicate"), "{e}");
+        let e = refused(&["-W", "max-memory-size=big"]);
+        assert!(e.contains("max-memory-size=big"), "{e}");
+        let e = refused(&["-S", "inherit-env=maybe"]);
         assert!(e.contains("inherit-env=maybe"), "{e}");
     }
 
     #[test]
-    fn dir_spec_splits_host_and_guest() {
-        let d = DirSpec::parse("/tmp/x::/data");
-        assert_eq!((d.host.as_str(), d.guest.as_str()), ("/tmp/x", "/data"));
-        let d = DirSpec::parse("/tmp/x");
-        assert_eq!((d.host.as_str(), d.guest.as_str()), ("/tmp/x", "/tmp/x"));
+    fn keys_weir_cannot_honour_are_refused_with_the_reason() {
+        for (args, needle) in [
+            (
+                &["-S", "http"][..],
+                "-S http: not supported by weir: wasi:http",
+            ),
+            (&["-S", "nn"], "-S nn: not supported by weir: wasi-nn"),
+            (&["-S", "threads"], "-S threads: not supported by weir"),
+            (&["-S", "config"], "-S config: not supported by weir"),
+            (&["-S", "keyvalue"], "-S keyvalue: not supported by weir"),
+            (&["-S", "tls"], "-S tls: not supported by weir"),
+            (
+                &["-S", "listenfd"],
+                "-S listenfd: not supported by weir: it belongs",
+            ),
+            (
+                &["-S", "tcplisten=127.0.0.1:1"],
+                "-S tcplisten: not supported by weir",
+            ),
+            (&["-S", "cli=n"], "-S cli=n: not supported by weir"),
+            (&["-S", "common=n"], "-S cli=n: not supported by weir"),
+            (
+                &["-W", "unknown-imports-default"],
+                "-W unknown-imports-default",
+            ),
+            (
+                &["-D", "log-to-files"],
+                "-D log-to-files: not supported by weir",
+            ),
+            (
+                &["-D", "debugger=dbg.wasm"],
+                "-D debugger: not supported by weir",
+            ),
+            (
+                &["-D", "inherit-stdout"],
+                "-D inherit-stdout: not supported by weir",
+            ),
+            // Engine features this build leaves out: wasmtime's own compile-time message.
+            (&["-W", "stack-switching"], "stack-switching"),
+            (&["-D", "coredump=core.dump"], "coredump"),
+        ] {
+            let e = refused(args);
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
     }
 }

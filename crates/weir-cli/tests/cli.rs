@@ -99,10 +99,11 @@ fn a_wasm_trap_exits_134_with_message_and_backtrace() {
 #[test]
 fn bad_flags_and_files_are_named_in_the_error() {
     let hello = root().join("examples/hello.wasm");
+    // Usage errors, worded and numbered (exit 2) as wasmtime's option parser does it.
     let out = run(weir().args(["run", "-S", "frobnicate"]).arg(&hello));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("-S frobnicate"),
+        text(&out.stderr).contains("unknown -S / --wasi option: frobnicate"),
         "{}",
         text(&out.stderr)
     );
@@ -110,7 +111,7 @@ fn bad_flags_and_files_are_named_in_the_error() {
     let out = run(weir()
         .args(["run", "-W", "max-memory-size=big"])
         .arg(&hello));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("max-memory-size=big"),
         "{}",
@@ -336,9 +337,13 @@ fn name_lookup_needs_its_own_permission() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)
     };
-    // Deny by default, and `-S inherit-network` is about sockets only (as in wasmtime).
+    // Off by default, and `-S inherit-network` is about sockets only (as in wasmtime, which
+    // answers permanent-resolver-failure while lookups are off).
     for flags in [&[][..], &["-S", "inherit-network"]] {
-        assert_eq!(lookup(flags), "resolve localhost => err(access-denied)\n");
+        assert_eq!(
+            lookup(flags),
+            "resolve localhost => next err(permanent-resolver-failure)\n"
+        );
     }
     for flags in [
         &["-S", "allow-ip-name-lookup"][..],
@@ -488,4 +493,219 @@ fn output_written_without_a_flush_is_delivered_at_exit() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "unflushed\n");
+}
+
+/// A command component from WAT over the vendored WASI 0.2.12 WIT, written to `dir`.
+fn wat_file(dir: &Path, name: &str, imports: &[&str], wat: &str) -> PathBuf {
+    let imports: String = imports.iter().map(|i| format!("  import {i};\n")).collect();
+    let world = format!(
+        "package weir:cli-test;\nworld guest {{\n{imports}  export wasi:cli/run@0.2.12;\n}}"
+    );
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, weir_test_guests::wat_guest(&world, wat).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn wasmtime_run_flags_that_weir_honours_or_accepts() {
+    let hello = root().join("examples/hello.wasm");
+    for flags in [
+        &["-W", "component-model"][..],
+        &["-Wcomponent-model=y"],
+        &["-W", "component-model-async,component-model-async=y"],
+        &["-S", "p3"],
+        &[
+            "-S",
+            "p3=n,preview2,cli,cli-exit-with-code,network-error-code",
+        ],
+        &[
+            "-S",
+            "max-http-fields-size=4096,http-outgoing-body-chunk-size=1024",
+        ],
+        &["-S", "preview0,max-component-handles=1000"],
+        &[
+            "-O",
+            "opt-level=0",
+            "-C",
+            "cache=n",
+            "-D",
+            "debug-info=n,address-map=n",
+        ],
+        &["-O", "pooling-allocator"],
+        &["-W", "gc,reference-types"],
+        &["-W", "epoch-interruption"],
+        &["-W", "timeout=60s,trap-on-grow-failure=n"],
+        &["-W", "unknown-exports-allow,max-tables=10,max-memories=10"],
+    ] {
+        let out = run(weir().arg("run").args(flags).arg(&hello).arg("Ada"));
+        assert!(out.status.success(), "{flags:?}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("Hello, Ada!"), "{flags:?}");
+    }
+}
+
+#[test]
+fn wasmtime_run_flags_that_weir_refuses_say_why() {
+    let hello = root().join("examples/hello.wasm");
+    for (flags, needle) in [
+        (
+            &["-S", "http"][..],
+            "-S http: not supported by weir: wasi:http is not provided yet",
+        ),
+        (&["-S", "nn"], "-S nn: not supported by weir"),
+        (&["-S", "cli=n"], "-S cli=n: not supported by weir"),
+        (
+            &["-D", "debugger=x.wasm"],
+            "-D debugger: not supported by weir",
+        ),
+        (
+            &["-W", "unknown-imports-default"],
+            "-W unknown-imports-default",
+        ),
+    ] {
+        let out = run(weir().arg("run").args(flags).arg(&hello));
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{flags:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{flags:?}: the guest did not run"
+        );
+    }
+}
+
+#[test]
+fn max_random_size_traps_above_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = wat_file(
+        dir.path(),
+        "random",
+        &["wasi:random/random@0.2.12"],
+        r#"(module
+  (import "wasi:random/random@0.2.12" "get-random-bytes" (func $random (param i64 i32)))
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0x1000))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32)
+    (call $random (i64.const 1000) (i32.const 0x10))
+    (i32.const 0)))"#,
+    );
+    let out = run(weir()
+        .args(["run", "-S", "max-random-size=999"])
+        .arg(&guest));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("requested len 1000 exceeds limit 999"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(weir()
+        .args(["run", "-S", "max-random-size=1000"])
+        .arg(&guest));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The default limit is 64 MiB, as in wasmtime.
+    let out = run(weir().arg("run").arg(&guest));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn timeout_stops_a_spinning_guest_and_a_guest_waiting_in_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let spin = wat_file(
+        dir.path(),
+        "spin",
+        &[],
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0x1000))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))"#,
+    );
+    let sleep = wat_file(
+        dir.path(),
+        "sleep",
+        &["wasi:clocks/monotonic-clock@0.2.12", "wasi:io/poll@0.2.12"],
+        r#"(module
+  (import "wasi:clocks/monotonic-clock@0.2.12" "subscribe-duration" (func $after (param i64) (result i32)))
+  (import "wasi:io/poll@0.2.12" "[method]pollable.block" (func $block (param i32)))
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0x1000))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32)
+    (call $block (call $after (i64.const 600_000_000_000)))
+    (i32.const 0)))"#,
+    );
+    for guest in [&spin, &sleep] {
+        let started = std::time::Instant::now();
+        let out = run(weir().args(["run", "-W", "timeout=300ms"]).arg(guest));
+        let elapsed = started.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(134),
+            "{guest:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("interrupt"),
+            "{guest:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            elapsed < std::time::Duration::from_secs(20),
+            "{guest:?} stopped after {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_imports_trap_and_wasi_0_3_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_wit = "package wasi:cli@0.2.12;\ninterface run {\n  run: func() -> result;\n}";
+    let gadget = "package weir:missing;\ninterface gadget {\n  frob: func();\n}";
+    let world = "package weir:cli-test;\nworld guest {\n  import weir:missing/gadget;\n  export wasi:cli/run@0.2.12;\n}";
+    let wat = r#"(module
+  (import "weir:missing/gadget" "frob" (func $frob))
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0x1000))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32) (i32.const 0)))"#;
+    let path = dir.path().join("unknown.wasm");
+    std::fs::write(
+        &path,
+        weir_test_guests::wat_guest_with(&[run_wit, gadget], world, wat).unwrap(),
+    )
+    .unwrap();
+    let out = run(weir().arg("run").arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("weir:missing/gadget"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With -W unknown-imports-trap the import is a trap stub: never called, so the run works.
+    let out = run(weir()
+        .args(["run", "-W", "unknown-imports-trap"])
+        .arg(&path));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A component that needs WASI 0.3 gets a clear error (0.3 is not provided yet).
+    let random =
+        "package wasi:random@0.3.0;\ninterface random {\n  get-random-u64: func() -> u64;\n}";
+    let world = "package weir:cli-test;\nworld guest {\n  import wasi:random/random@0.3.0;\n}";
+    let wat = r#"(module
+  (import "wasi:random/random@0.3.0" "get-random-u64" (func (result i64)))
+  (memory (export "memory") 1))"#;
+    let path = dir.path().join("p3.wasm");
+    std::fs::write(
+        &path,
+        weir_test_guests::wat_guest_with(&[random], world, wat).unwrap(),
+    )
+    .unwrap();
+    let out = run(weir().args(["run", "-S", "p3"]).arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("imports WASI 0.3 interfaces (wasi:random/random@0.3.0)"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -25,6 +25,8 @@ pub struct WasiCtx {
     pub(crate) secure_random: Box<dyn RngCore + Send>,
     pub(crate) insecure_random: Box<dyn RngCore + Send>,
     pub(crate) insecure_seed: (u64, u64),
+    /// The most bytes one `get-random-bytes`/`get-insecure-random-bytes` call may ask for.
+    pub(crate) max_random_bytes: u64,
     pub(crate) sockets: SocketsCtx,
 }
 
@@ -99,6 +101,7 @@ impl WasiCtxBuilder {
                 secure_random: Box::new(rand::rngs::StdRng::from_os_rng()),
                 insecure_random: Box::new(rand::rngs::StdRng::from_os_rng()),
                 insecure_seed,
+                max_random_bytes: crate::random::DEFAULT_MAX_RANDOM_BYTES,
                 sockets: SocketsCtx::default(),
             },
         }
@@ -256,6 +259,14 @@ impl WasiCtxBuilder {
     /// The value of `wasi:random/insecure-seed.insecure-seed`.
     pub fn insecure_random_seed(&mut self, seed: u128) -> &mut Self {
         self.ctx.insecure_seed = ((seed >> 64) as u64, seed as u64);
+        self
+    }
+
+    /// The most bytes one `get-random-bytes` or `get-insecure-random-bytes` call may ask
+    /// for (default [`crate::random::DEFAULT_MAX_RANDOM_BYTES`], 64 MiB); a larger request
+    /// traps. The host allocates what a guest asks for, so this bounds that allocation.
+    pub fn max_random_size(&mut self, max: u64) -> &mut Self {
+        self.ctx.max_random_bytes = max;
         self
     }
 

@@ -3,13 +3,24 @@
 use crate::WasiCtxView;
 use crate::bindings::wasi::random::{insecure, insecure_seed, random};
 
-/// The most bytes one `get-random-bytes`/`get-insecure-random-bytes` call returns. More traps:
-/// the host would otherwise allocate whatever a guest asks for (up to 2^64 bytes).
-pub const MAX_RANDOM_BYTES: u64 = 64 << 20;
+/// The default most bytes one `get-random-bytes`/`get-insecure-random-bytes` call returns
+/// (as in wasmtime). More traps: the host would otherwise allocate whatever a guest asks for
+/// (up to 2^64 bytes). Embedders set their own with
+/// [`WasiCtxBuilder::max_random_size`](crate::WasiCtxBuilder::max_random_size).
+pub const DEFAULT_MAX_RANDOM_BYTES: u64 = 64 << 20;
 
-fn fill(rng: &mut (dyn rand::RngCore + Send), len: u64, what: &str) -> wasmtime::Result<Vec<u8>> {
-    if len > MAX_RANDOM_BYTES {
-        wasmtime::bail!("{what}: {len} bytes requested, the limit is {MAX_RANDOM_BYTES}");
+fn fill(
+    rng: &mut (dyn rand::RngCore + Send),
+    len: u64,
+    max: u64,
+    what: &str,
+) -> wasmtime::Result<Vec<u8>> {
+    if len > max {
+        // The parenthesis is wasmtime's wording, kept for tools that match on it.
+        wasmtime::bail!(
+            "{what}: {len} bytes requested, the limit is {max} (requested len {len} exceeds \
+             limit {max})"
+        );
     }
     let mut bytes = vec![0u8; len as usize];
     rng.fill_bytes(&mut bytes);
@@ -21,6 +32,7 @@ impl random::Host for WasiCtxView<'_> {
         fill(
             &mut *self.ctx.secure_random,
             len,
+            self.ctx.max_random_bytes,
             "wasi:random/random.get-random-bytes",
         )
     }
@@ -34,6 +46,7 @@ impl insecure::Host for WasiCtxView<'_> {
         fill(
             &mut *self.ctx.insecure_random,
             len,
+            self.ctx.max_random_bytes,
             "wasi:random/insecure.get-insecure-random-bytes",
         )
     }

@@ -179,6 +179,17 @@ pub(crate) fn register<S: std::os::fd::AsRawFd + Into<std::os::fd::OwnedFd>>(
         .map_err(|error| error.into_parts().1)
 }
 
+/// The buffer size a guest sees for the kernel's `SO_RCVBUF`/`SO_SNDBUF` figure: Linux
+/// stores (and reports) twice the size asked for, the extra half being its bookkeeping
+/// overhead, so halving gives back what was set (as wasmtime reports it too).
+pub(crate) fn guest_buffer_size(kernel: usize) -> usize {
+    if cfg!(target_os = "linux") {
+        kernel / 2
+    } else {
+        kernel
+    }
+}
+
 /// One `recv` of at most `len` bytes into `buffer`'s spare capacity (no zero-filling first).
 pub(crate) fn receive_into(
     socket: &socket2::Socket,

@@ -331,3 +331,112 @@ fn filesystem_read_only_preopen_refuses_changes() {
         );
     }
 }
+
+/// Runs the `fs_script` guest over a preopen of `dir`; returns each command's result.
+fn fs_script(mode: Mode, dir: &std::path::Path, read_only: bool, commands: &[&str]) -> Vec<String> {
+    let (dir_perms, file_perms) = if read_only {
+        (DirPerms::READ, FilePerms::READ)
+    } else {
+        (DirPerms::all(), FilePerms::all())
+    };
+    common::run_script(
+        mode,
+        "fs_script",
+        weir::sockets::NetworkPolicy::deny_all(),
+        |b| {
+            b.preopened_dir(dir, "/data", dir_perms, file_perms)
+                .unwrap();
+        },
+        commands,
+    )
+}
+
+#[test]
+fn filesystem_error_codes_follow_posix_and_wasmtime() {
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.txt"), "hello").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let lines = fs_script(
+            mode,
+            dir.path(),
+            false,
+            &[
+                // A directory cannot be opened for writing: EISDIR.
+                "open d sub directory read,write",
+                "open d sub - read,write",
+                // O_DIRECTORY with O_CREAT: EINVAL.
+                "open d sub directory,create read",
+                "open d sub directory read",
+                // Opened read-only: writes are EBADF, ftruncate is EINVAL.
+                "open r f.txt - read",
+                "set-size r 2",
+                "write r x",
+                "write-stream r x",
+                "append-stream r x",
+                // Neither read nor write: reads like O_RDONLY (which is 0 in POSIX).
+                "open n f.txt - -",
+                "read n 10",
+                "read-stream n",
+                "write n x",
+                // Opened for writing only: no reads.
+                "open w f.txt - write",
+                "read w 10",
+                "set-size w 4",
+            ],
+        );
+        common::assert_lines(
+            &lines,
+            &[
+                "err(is-directory)",
+                "err(is-directory)",
+                "err(invalid)",
+                "ok(Ok(DescriptorType::Directory))",
+                "ok(Ok(DescriptorType::RegularFile))",
+                "err(invalid)",
+                "err(bad-descriptor)",
+                "err(bad-descriptor)",
+                "err(bad-descriptor)",
+                "ok(Ok(DescriptorType::RegularFile))",
+                "ok((\"hello\", true))",
+                "ok(5 bytes)",
+                "err(bad-descriptor)",
+                "ok(Ok(DescriptorType::RegularFile))",
+                "err(bad-descriptor)",
+                "ok(())",
+            ],
+        );
+        assert_eq!(std::fs::read(dir.path().join("f.txt")).unwrap(), b"hell");
+
+        // Under a read-only preopen, writing is not permitted at all.
+        let lines = fs_script(
+            mode,
+            dir.path(),
+            true,
+            &[
+                "open r f.txt - read",
+                "write-stream r x",
+                "append-stream r x",
+                "set-size r 1",
+                "write r x",
+                "open w f.txt - write",
+                "open n f.txt - -",
+                "read-stream n",
+            ],
+        );
+        common::assert_lines(
+            &lines,
+            &[
+                "ok(Ok(DescriptorType::RegularFile))",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "ok(Ok(DescriptorType::RegularFile))",
+                "ok(4 bytes)",
+            ],
+        );
+        assert_eq!(std::fs::read(dir.path().join("f.txt")).unwrap(), b"hell");
+    }
+}

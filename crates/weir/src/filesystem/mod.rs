@@ -102,11 +102,26 @@ pub struct DirDescriptor {
 }
 
 impl FileDescriptor {
+    /// A descriptor opened with `read`, or with neither `read` nor `write` (POSIX
+    /// `O_RDONLY` is 0: a file opened with no access flags reads), may read.
     fn can_read(&self) -> bool {
-        self.perms.contains(FilePerms::READ) && self.flags.contains(DescriptorFlags::READ)
+        let read_only_by_default = !self.flags.contains(DescriptorFlags::WRITE);
+        self.perms.contains(FilePerms::READ)
+            && (self.flags.contains(DescriptorFlags::READ) || read_only_by_default)
     }
-    fn can_write(&self) -> bool {
-        self.perms.contains(FilePerms::WRITE) && self.flags.contains(DescriptorFlags::WRITE)
+
+    /// Refuses a write-like operation: `not-permitted` where the preopen forbids writing
+    /// at all (a read-only `--dir-ro`, say), else `not_opened_for_write` where this
+    /// descriptor was opened without `write` (`bad-descriptor` for a write, as POSIX's
+    /// EBADF; `invalid` for `set-size`, as `ftruncate`'s EINVAL).
+    fn require_write(&self, not_opened_for_write: ErrorCode) -> Result<(), FsError> {
+        if !self.perms.contains(FilePerms::WRITE) {
+            Err(ErrorCode::NotPermitted.into())
+        } else if !self.flags.contains(DescriptorFlags::WRITE) {
+            Err(not_opened_for_write.into())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -304,18 +319,14 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         offset: u64,
     ) -> Result<Resource<OutputStreamResource>, FsError> {
         let file = self.file(&fd)?;
-        if !file.can_write() {
-            return Err(ErrorCode::BadDescriptor.into());
-        }
+        file.require_write(ErrorCode::BadDescriptor)?;
         let stream = streams::FileOutputStream::at(file.file.clone(), offset);
         Ok(self.table.push(OutputStreamResource::new(stream))?)
     }
 
     fn append_via_stream(&mut self, fd: Desc) -> Result<Resource<OutputStreamResource>, FsError> {
         let file = self.file(&fd)?;
-        if !file.can_write() {
-            return Err(ErrorCode::BadDescriptor.into());
-        }
+        file.require_write(ErrorCode::BadDescriptor)?;
         let stream = streams::FileOutputStream::append(file.file.clone());
         Ok(self.table.push(OutputStreamResource::new(stream))?)
     }
@@ -377,9 +388,7 @@ impl types::HostDescriptor for WasiCtxView<'_> {
 
     fn set_size(&mut self, fd: Desc, size: u64) -> Result<(), FsError> {
         let file = self.file(&fd)?;
-        if !file.can_write() {
-            return Err(ErrorCode::BadDescriptor.into());
-        }
+        file.require_write(ErrorCode::Invalid)?;
         file.file.set_len(size)?;
         Ok(())
     }
@@ -398,9 +407,7 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         };
         match self.descriptor(&fd)? {
             Descriptor::File(f) => {
-                if !f.can_write() {
-                    return Err(ErrorCode::BadDescriptor.into());
-                }
+                f.require_write(ErrorCode::BadDescriptor)?;
                 rustix::fs::futimens(&*f.file, &times).map_err(io::Error::from)?;
             }
             Descriptor::Dir(d) => {
@@ -428,9 +435,7 @@ impl types::HostDescriptor for WasiCtxView<'_> {
 
     fn write(&mut self, fd: Desc, buffer: Vec<u8>, offset: u64) -> Result<u64, FsError> {
         let file = self.file(&fd)?;
-        if !file.can_write() {
-            return Err(ErrorCode::BadDescriptor.into());
-        }
+        file.require_write(ErrorCode::BadDescriptor)?;
         let n = rustix::io::pwrite(&*file.file, &buffer, offset).map_err(io::Error::from)?;
         Ok(n as u64)
     }
@@ -544,10 +549,15 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         {
             return Err(ErrorCode::NotPermitted.into());
         }
-        if open_flags.contains(OpenFlags::DIRECTORY)
-            && (creates || flags.contains(DescriptorFlags::WRITE))
-        {
-            return Err(ErrorCode::Invalid.into());
+        if open_flags.contains(OpenFlags::DIRECTORY) {
+            if creates {
+                // O_CREAT/O_TRUNC with O_DIRECTORY: EINVAL in POSIX.
+                return Err(ErrorCode::Invalid.into());
+            }
+            if flags.contains(DescriptorFlags::WRITE) {
+                // A directory cannot be opened for writing: EISDIR, as `open` reports it.
+                return Err(ErrorCode::IsDirectory.into());
+            }
         }
 
         let mut options = OpenOptions::new();

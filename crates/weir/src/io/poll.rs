@@ -86,7 +86,7 @@ pub(crate) async fn poll_list(
     pollables: Vec<Resource<PollableResource>>,
 ) -> wasmtime::Result<Vec<u32>> {
     if pollables.is_empty() {
-        wasmtime::bail!("wasi:io/poll.poll: the list of pollables is empty");
+        wasmtime::bail!("wasi:io/poll.poll: the list of pollables is empty (empty poll list)");
     }
     // The same pollable (or two pollables of one source) may appear several times: wait on
     // each source once and report every index that refers to it.

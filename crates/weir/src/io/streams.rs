@@ -80,12 +80,44 @@ pub trait InputStream: Send + 'static {
     fn cancel(&mut self) {}
 }
 
+/// Remembers that a stream has reported `closed` (or `last-operation-failed`, after which a
+/// stream is closed): from then on every operation reports `closed` without asking the
+/// stream again, whatever a particular implementation would answer (a TCP stream asked for
+/// 0 bytes after end of stream, say).
+#[derive(Default)]
+struct ClosedLatch {
+    closed: bool,
+}
+
+impl ClosedLatch {
+    fn check(&self) -> StreamResult<()> {
+        if self.closed {
+            Err(StreamError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Passes `result` through, latching if it closes the stream.
+    fn observe<T>(&mut self, result: StreamResult<T>) -> StreamResult<T> {
+        if matches!(
+            result,
+            Err(StreamError::Closed | StreamError::LastOperationFailed(_))
+        ) {
+            self.closed = true;
+        }
+        result
+    }
+}
+
 /// The guest's `output-stream` resource: an [`OutputStream`] plus the permit bookkeeping the
-/// WIT requires.
+/// WIT requires. Once the stream has reported `closed` or `last-operation-failed`, every
+/// operation reports `closed`.
 pub struct OutputStreamResource {
     stream: Box<dyn OutputStream>,
     /// Bytes granted by the last `check-write` and not yet used by `write`/`write-zeroes`.
     permit: usize,
+    latch: ClosedLatch,
 }
 
 impl OutputStreamResource {
@@ -96,13 +128,18 @@ impl OutputStreamResource {
 
     /// Wraps a boxed stream for the guest.
     pub fn from_box(stream: Box<dyn OutputStream>) -> Self {
-        OutputStreamResource { stream, permit: 0 }
+        OutputStreamResource {
+            stream,
+            permit: 0,
+            latch: ClosedLatch::default(),
+        }
     }
 
     /// `check-write`: asks the stream and records the grant.
     pub fn check_write(&mut self) -> StreamResult<usize> {
         self.permit = 0;
-        let permit = self.stream.check_write()?;
+        self.latch.check()?;
+        let permit = self.latch.observe(self.stream.check_write())?;
         self.permit = permit;
         Ok(permit)
     }
@@ -111,7 +148,7 @@ impl OutputStreamResource {
         if len > self.permit {
             return Err(StreamError::trap(format_args!(
                 "wasi:io/streams.output-stream.{what}: {len} bytes exceed the {} bytes permitted \
-                 by the last check-write",
+                 by the last check-write (write exceeded budget)",
                 self.permit
             )));
         }
@@ -119,27 +156,33 @@ impl OutputStreamResource {
         Ok(())
     }
 
-    /// `write`: traps if `bytes` exceeds the permit.
+    /// `write`: traps if `bytes` exceeds the permit (on a stream that has reported `closed`,
+    /// there is no permit to check: `closed`).
     pub fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.latch.check()?;
         self.take_permit("write", bytes.len())?;
-        self.stream.write(bytes)
+        self.latch.observe(self.stream.write(bytes))
     }
 
     /// `write-zeroes`: traps if `len` exceeds the permit.
     pub fn write_zeroes(&mut self, len: u64) -> StreamResult<()> {
+        self.latch.check()?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         self.take_permit("write-zeroes", len)?;
-        self.stream.write_zeroes(len)
+        self.latch.observe(self.stream.write_zeroes(len))
     }
 
     /// `flush`.
     pub fn flush(&mut self) -> StreamResult<()> {
-        self.stream.flush()
+        self.latch.check()?;
+        self.latch.observe(self.stream.flush())
     }
 
     /// Waits until the stream accepts bytes; returns how many.
     pub async fn write_ready(&mut self) -> StreamResult<usize> {
-        self.stream.write_ready().await
+        self.latch.check()?;
+        let ready = self.stream.write_ready().await;
+        self.latch.observe(ready)
     }
 
     /// The body of `blocking-write-and-flush` / `blocking-write-zeroes-and-flush`, as the WIT
@@ -148,14 +191,26 @@ impl OutputStreamResource {
         &mut self,
         what: &str,
         len: u64,
-        mut chunk: impl FnMut(usize) -> Option<Bytes>,
+        chunk: impl FnMut(usize) -> Option<Bytes>,
     ) -> StreamResult<()> {
         if len > MAX_BLOCKING_WRITE_BYTES {
+            // The parenthesis is wasmtime's wording, kept for tools that match on it.
             return Err(StreamError::trap(format_args!(
                 "wasi:io/streams.output-stream.{what}: {len} bytes exceed the limit of \
-                 {MAX_BLOCKING_WRITE_BYTES}"
+                 {MAX_BLOCKING_WRITE_BYTES} (Buffer too large for {what} (expected at most \
+                 {MAX_BLOCKING_WRITE_BYTES}))"
             )));
         }
+        self.latch.check()?;
+        let result = self.blocking_write_and_flush_unlatched(len, chunk).await;
+        self.latch.observe(result)
+    }
+
+    async fn blocking_write_and_flush_unlatched(
+        &mut self,
+        len: u64,
+        mut chunk: impl FnMut(usize) -> Option<Bytes>,
+    ) -> StreamResult<()> {
         // `len` ≤ 4096, so it fits in usize.
         let mut remaining = len as usize;
         while remaining > 0 {
@@ -169,15 +224,20 @@ impl OutputStreamResource {
         }
         self.stream.flush()?;
         self.stream.write_ready().await?;
-        self.check_write()?;
+        self.permit = self.stream.check_write()?;
         Ok(())
     }
 
     /// `blocking-flush`: flush, then wait for it to complete.
     pub async fn blocking_flush(&mut self) -> StreamResult<()> {
-        self.stream.flush()?;
-        self.stream.write_ready().await?;
-        Ok(())
+        self.latch.check()?;
+        let result = async {
+            self.stream.flush()?;
+            self.stream.write_ready().await?;
+            Ok(())
+        }
+        .await;
+        self.latch.observe(result)
     }
 
     /// The permit left from the last `check-write`.
@@ -193,13 +253,15 @@ impl OutputStreamResource {
 #[async_trait::async_trait]
 impl Pollable for OutputStreamResource {
     async fn ready(&mut self) {
-        let _ = self.stream.write_ready().await;
+        let _ = self.write_ready().await;
     }
 }
 
-/// The guest's `input-stream` resource.
+/// The guest's `input-stream` resource. Once the stream has reported `closed` or
+/// `last-operation-failed`, every read and skip, of any length, reports `closed`.
 pub struct InputStreamResource {
     stream: Box<dyn InputStream>,
+    latch: ClosedLatch,
 }
 
 impl InputStreamResource {
@@ -210,22 +272,29 @@ impl InputStreamResource {
 
     /// Wraps a boxed stream for the guest.
     pub fn from_box(stream: Box<dyn InputStream>) -> Self {
-        InputStreamResource { stream }
+        InputStreamResource {
+            stream,
+            latch: ClosedLatch::default(),
+        }
     }
 
     /// `read`, with the length capped at [`MAX_READ_BYTES`].
     pub fn read(&mut self, len: u64) -> StreamResult<Bytes> {
-        self.stream.read(cap_len(len))
+        self.latch.check()?;
+        self.latch.observe(self.stream.read(cap_len(len)))
     }
 
     /// `skip`, with the length capped at [`MAX_READ_BYTES`].
     pub fn skip(&mut self, len: u64) -> StreamResult<u64> {
-        Ok(self.stream.skip(cap_len(len))? as u64)
+        self.latch.check()?;
+        Ok(self.latch.observe(self.stream.skip(cap_len(len)))? as u64)
     }
 
-    /// Waits until a read would make progress.
+    /// Waits until a read would make progress (at once on a closed stream).
     pub async fn ready(&mut self) {
-        self.stream.ready().await
+        if !self.latch.closed {
+            self.stream.ready().await
+        }
     }
 
     pub(crate) fn cancel(&mut self) {
@@ -242,6 +311,104 @@ fn cap_len(len: u64) -> usize {
 #[async_trait::async_trait]
 impl Pollable for InputStreamResource {
     async fn ready(&mut self) {
-        self.stream.ready().await
+        InputStreamResource::ready(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An input stream that fails once, then would happily produce data again.
+    struct FailsOnce {
+        failed: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl InputStream for FailsOnce {
+        fn read(&mut self, max: usize) -> StreamResult<Bytes> {
+            if !self.failed {
+                self.failed = true;
+                return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                    "boom"
+                )));
+            }
+            Ok(Bytes::from(vec![1; max]))
+        }
+        async fn ready(&mut self) {}
+    }
+
+    /// An output stream that fails once, then would accept bytes again.
+    struct FailsOnceOut {
+        failed: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl OutputStream for FailsOnceOut {
+        fn check_write(&mut self) -> StreamResult<usize> {
+            if !self.failed {
+                self.failed = true;
+                return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                    "boom"
+                )));
+            }
+            Ok(100)
+        }
+        fn write(&mut self, _bytes: Bytes) -> StreamResult<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> StreamResult<()> {
+            Ok(())
+        }
+        async fn write_ready(&mut self) -> StreamResult<usize> {
+            self.check_write()
+        }
+    }
+
+    fn is_closed<T: std::fmt::Debug>(result: StreamResult<T>) -> bool {
+        matches!(result, Err(StreamError::Closed))
+    }
+
+    #[test]
+    fn after_a_failure_an_input_stream_stays_closed_whatever_the_stream_says() {
+        let mut input = InputStreamResource::new(FailsOnce { failed: false });
+        assert!(matches!(
+            input.read(10),
+            Err(StreamError::LastOperationFailed(_))
+        ));
+        assert!(is_closed(input.read(10)));
+        assert!(is_closed(input.read(0)));
+        assert!(is_closed(input.skip(0)));
+        assert!(is_closed(input.skip(10)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_failure_an_output_stream_stays_closed_whatever_the_stream_says() {
+        let mut output = OutputStreamResource::new(FailsOnceOut { failed: false });
+        assert!(matches!(
+            output.check_write(),
+            Err(StreamError::LastOperationFailed(_))
+        ));
+        assert!(is_closed(output.check_write()));
+        assert_eq!(output.permit(), 0);
+        assert!(is_closed(output.write(Bytes::from_static(b"x"))));
+        assert!(is_closed(output.write_zeroes(0)));
+        assert!(is_closed(output.flush()));
+        assert!(is_closed(output.write_ready().await));
+        assert!(is_closed(output.blocking_flush().await));
+        assert!(is_closed(
+            output
+                .blocking_write_and_flush("blocking-write-and-flush", 1, |n| Some(Bytes::from(
+                    vec![0; n]
+                )))
+                .await
+        ));
+        // The size limit is still a trap, checked before the stream's state.
+        assert!(matches!(
+            output
+                .blocking_write_and_flush("blocking-write-and-flush", 4097, |_| None)
+                .await,
+            Err(StreamError::Trap(_))
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! `wasi:sockets/ip-name-lookup`: host names resolved by the system resolver on a blocking
 //! thread, under the policy's `ip-name-lookup` rules. IP literals are parsed, not looked up;
 //! Unicode names are converted to ASCII with IDNA (UTS #46, the `idna` crate) first, and the
-//! policy judges the ASCII form.
+//! policy judges the ASCII form. With no `ip-name-lookup` allow rule at all, lookups are off:
+//! every lookup reports `permanent-resolver-failure`, as in wasmtime.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
-use super::{Network, NetworkStats, SocketResult, enforce_name};
+use super::{Network, NetworkStats, NetworkUse, SocketResult, enforce_name};
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::ip_name_lookup;
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddress};
@@ -156,7 +157,15 @@ impl ip_name_lookup::Host for WasiCtxView<'_> {
         name: String,
     ) -> SocketResult<Resource<ResolveAddressStream>> {
         let policy = self.table.get(&network)?.policy.clone();
-        let state = if let Some(address) = ip_literal(&name) {
+        let state = if !policy.may_allow(NetworkUse::IpNameLookup) {
+            // Name lookup is not enabled at all (no rule could allow one): the interface is
+            // off, for IP literals too. As in wasmtime, that is reported as
+            // `permanent-resolver-failure` by `resolve-next-address`; `access-denied` is for
+            // a name that rules exist for but do not allow.
+            tracing::warn!(target: "weir::policy", %name, r#use = %NetworkUse::IpNameLookup, "name lookup is not enabled (no ip-name-lookup allow rule)");
+            NetworkStats::add(&self.ctx.sockets.stats.denied, 1);
+            ResolveAddressStream::finished(Err(ErrorCode::PermanentResolverFailure))
+        } else if let Some(address) = ip_literal(&name) {
             ResolveAddressStream::finished(Ok(vec![address]))
         } else {
             let name = ascii_host_name(&name).ok_or(ErrorCode::InvalidArgument)?;

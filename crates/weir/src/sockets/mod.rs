@@ -141,11 +141,42 @@ impl Drop for SocketSlot {
 /// A buffer size for `set-receive-buffer-size`/`set-send-buffer-size`: 0 is refused;
 /// anything else is clamped to what `setsockopt` takes (the kernel clamps further and
 /// doubles it).
-pub(crate) fn buffer_size(value: u64) -> SocketResult<usize> {
+fn buffer_size(value: u64) -> SocketResult<usize> {
     if value == 0 {
         return Err(ErrorCode::InvalidArgument.into());
     }
     Ok(value.min(i32::MAX as u64 / 2) as usize)
+}
+
+/// Which of a socket's two kernel buffers.
+#[derive(Clone, Copy)]
+pub(crate) enum Buffer {
+    Receive,
+    Send,
+}
+
+/// `receive-buffer-size`/`send-buffer-size`: the size the guest set (or the kernel's
+/// default), not the kernel's internal figure, which Linux doubles for bookkeeping.
+pub(crate) fn get_buffer_size(socket: socket2::SockRef<'_>, buffer: Buffer) -> SocketResult<u64> {
+    let kernel = match buffer {
+        Buffer::Receive => socket.recv_buffer_size()?,
+        Buffer::Send => socket.send_buffer_size()?,
+    };
+    Ok(crate::sys::guest_buffer_size(kernel) as u64)
+}
+
+/// `set-receive-buffer-size`/`set-send-buffer-size`, with the WIT's validation.
+pub(crate) fn set_buffer_size(
+    socket: socket2::SockRef<'_>,
+    buffer: Buffer,
+    value: u64,
+) -> SocketResult<()> {
+    let size = buffer_size(value)?;
+    match buffer {
+        Buffer::Receive => socket.set_recv_buffer_size(size)?,
+        Buffer::Send => socket.set_send_buffer_size(size)?,
+    }
+    Ok(())
 }
 
 /// The guest's `network` resource: the policy it was created under.
@@ -289,13 +320,19 @@ pub(crate) fn check_remote(family: IpAddressFamily, address: &SocketAddr) -> Soc
     Ok(())
 }
 
-/// A usable unicast remote address (what TCP needs): [`check_remote`], and neither multicast
-/// nor the IPv4 broadcast address.
+/// A usable unicast remote address (what TCP needs): [`check_remote`] and [`check_unicast`].
 pub(crate) fn check_unicast_remote(
     family: IpAddressFamily,
     address: &SocketAddr,
 ) -> SocketResult<()> {
     check_remote(family, address)?;
+    check_unicast(address)
+}
+
+/// Refuses multicast addresses (IPv4 and IPv6) and the IPv4 broadcast address
+/// (255.255.255.255) with `invalid-argument`, before any system call: TCP's `bind` and
+/// `connect` take unicast addresses only (the unspecified address counts as unicast here).
+pub(crate) fn check_unicast(address: &SocketAddr) -> SocketResult<()> {
     let broadcast = matches!(address, SocketAddr::V4(a) if a.ip().is_broadcast());
     if address.ip().is_multicast() || broadcast {
         return Err(ErrorCode::InvalidArgument.into());

@@ -626,11 +626,14 @@ impl NetworkPolicy {
         self.check(network_use, address).is_allowed()
     }
 
-    /// Whether any rule could allow `network_use` at all.
+    /// Whether any rule could allow `network_use` at all (for `ip-name-lookup`: a rule that
+    /// names at least one host name).
     pub fn may_allow(&self, network_use: NetworkUse) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.action == Action::Allow && r.uses.contains(&network_use))
+        self.rules.iter().any(|r| {
+            r.action == Action::Allow
+                && r.uses.contains(&network_use)
+                && (network_use != NetworkUse::IpNameLookup || r.names != NamePattern::Nothing)
+        })
     }
 }
 
@@ -640,6 +643,21 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn name_lookups_are_enabled_only_by_a_rule_that_names_names() {
+        assert!(!NetworkPolicy::deny_all().may_allow(NetworkUse::IpNameLookup));
+        assert!(!NetworkPolicy::allow_all_sockets().may_allow(NetworkUse::IpNameLookup));
+        // Every use, but only of some addresses: no names.
+        let addresses_only = NetworkPolicy::deny_all().allow("*=10.0.0.0/8").unwrap();
+        assert!(!addresses_only.may_allow(NetworkUse::IpNameLookup));
+        assert!(addresses_only.may_allow(NetworkUse::UdpSend));
+        assert!(NetworkPolicy::allow_all().may_allow(NetworkUse::IpNameLookup));
+        let one_name = NetworkPolicy::deny_all()
+            .allow("ip-name-lookup=localhost")
+            .unwrap();
+        assert!(one_name.may_allow(NetworkUse::IpNameLookup));
     }
 
     #[test]

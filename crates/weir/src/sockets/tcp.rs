@@ -23,9 +23,9 @@ use tokio::sync::Notify;
 use wasmtime::component::Resource;
 
 use super::{
-    Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot,
-    buffer_size, check_family, check_unicast_remote, enforce, from_socket_addr, hop_limit, is_ipv4,
-    set_hop_limit, to_socket_addr,
+    Buffer, Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult,
+    SocketSlot, check_family, check_unicast, check_unicast_remote, enforce, from_socket_addr,
+    get_buffer_size, hop_limit, is_ipv4, set_buffer_size, set_hop_limit, to_socket_addr,
 };
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
@@ -686,9 +686,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         }
         let address = to_socket_addr(local_address);
         check_family(tcp.shared.family, &address)?;
-        if address.ip().is_multicast() {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
+        check_unicast(&address)?;
         enforce(&policy, &stats, NetworkUse::TcpBind, address)?;
         // The WIT asks that a recent TIME_WAIT on the address not block the bind.
         tcp.sock().set_reuse_address(address.port() != 0)?;
@@ -967,21 +965,19 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
     }
 
     fn receive_buffer_size(&mut self, socket: SocketHandle) -> SocketResult<u64> {
-        Ok(self.tcp(&socket)?.sock().recv_buffer_size()? as u64)
+        get_buffer_size(self.tcp(&socket)?.sock(), Buffer::Receive)
     }
 
     fn set_receive_buffer_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        let size = buffer_size(value)?;
-        Ok(self.tcp(&socket)?.sock().set_recv_buffer_size(size)?)
+        set_buffer_size(self.tcp(&socket)?.sock(), Buffer::Receive, value)
     }
 
     fn send_buffer_size(&mut self, socket: SocketHandle) -> SocketResult<u64> {
-        Ok(self.tcp(&socket)?.sock().send_buffer_size()? as u64)
+        get_buffer_size(self.tcp(&socket)?.sock(), Buffer::Send)
     }
 
     fn set_send_buffer_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        let size = buffer_size(value)?;
-        Ok(self.tcp(&socket)?.sock().set_send_buffer_size(size)?)
+        set_buffer_size(self.tcp(&socket)?.sock(), Buffer::Send, value)
     }
 
     fn subscribe(&mut self, socket: SocketHandle) -> wasmtime::Result<Resource<PollableResource>> {

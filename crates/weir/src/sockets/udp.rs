@@ -18,9 +18,9 @@ use tokio::io::unix::AsyncFd;
 use wasmtime::component::Resource;
 
 use super::{
-    Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot,
-    buffer_size, check_family, check_remote, enforce, from_socket_addr, hop_limit, is_ipv4,
-    set_hop_limit, to_socket_addr,
+    Buffer, Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult,
+    SocketSlot, check_family, check_remote, enforce, from_socket_addr, get_buffer_size, hop_limit,
+    is_ipv4, set_buffer_size, set_hop_limit, to_socket_addr,
 };
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
@@ -326,8 +326,7 @@ impl IncomingDatagramStream {
                     continue;
                 }
             }
-            let stride = meta.stride.max(1);
-            for segment in buffer[..meta.len.min(buffer.len())].chunks(stride) {
+            for segment in segments(&buffer[..meta.len.min(buffer.len())], meta.stride) {
                 if enforce(&self.policy, &shared.stats, NetworkUse::UdpReceive, source).is_err() {
                     continue;
                 }
@@ -384,13 +383,14 @@ impl OutgoingDatagramStream {
     fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
         let permit = self.permit.take().ok_or_else(|| {
             SocketError::Trap(wasmtime::format_err!(
-                "wasi:sockets/udp.outgoing-datagram-stream.send: not preceded by check-send"
+                "wasi:sockets/udp.outgoing-datagram-stream.send: not preceded by check-send \
+                 (unpermitted: argument exceeds permitted size)"
             ))
         })?;
         if datagrams.len() > permit {
             return Err(SocketError::Trap(wasmtime::format_err!(
                 "wasi:sockets/udp.outgoing-datagram-stream.send: {} datagrams exceed the {permit} \
-                 permitted by check-send",
+                 permitted by check-send (unpermitted: argument exceeds permitted size)",
                 datagrams.len()
             )));
         }
@@ -496,6 +496,14 @@ impl OutgoingDatagramStream {
         }
         (sent, None)
     }
+}
+
+/// The datagrams in one received buffer: GRO coalesces same-size datagrams into one buffer
+/// of `stride`-byte segments. An empty buffer is one empty datagram (a zero-length datagram
+/// is a datagram, and must reach the guest), not zero of them.
+fn segments(buffer: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
+    let empty = buffer.is_empty().then_some(buffer);
+    buffer.chunks(stride.max(1)).chain(empty)
 }
 
 /// How many datagrams from the start of `datagrams` one GSO send can carry: same
@@ -691,25 +699,22 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
 
     fn receive_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
         let udp = self.udp(&socket)?;
-        Ok(socket2::SockRef::from(udp.shared.socket.get_ref()).recv_buffer_size()? as u64)
+        get_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Receive)
     }
 
     fn set_receive_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
-        let size = buffer_size(value)?;
         let udp = self.udp(&socket)?;
-        socket2::SockRef::from(udp.shared.socket.get_ref()).set_recv_buffer_size(size)?;
-        Ok(())
+        set_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Receive, value)
     }
 
     fn send_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
         let udp = self.udp(&socket)?;
-        Ok(socket2::SockRef::from(udp.shared.socket.get_ref()).send_buffer_size()? as u64)
+        get_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Send)
     }
 
     fn set_send_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
-        let size = buffer_size(value)?;
         let udp = self.udp(&socket)?;
-        socket2::SockRef::from(udp.shared.socket.get_ref()).set_send_buffer_size(size)?;
+        set_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Send, value)?;
         udp.shared.refresh_send_buffer_bytes()?;
         Ok(())
     }
@@ -775,6 +780,17 @@ impl udp_bindings::HostOutgoingDatagramStream for WasiCtxView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_buffers_split_into_datagrams_and_an_empty_one_is_one_datagram() {
+        let lengths = |buffer: &[u8], stride| -> Vec<usize> {
+            segments(buffer, stride).map(<[u8]>::len).collect()
+        };
+        assert_eq!(lengths(&[], 0), vec![0]);
+        assert_eq!(lengths(&[], 1400), vec![0]);
+        assert_eq!(lengths(&[1; 10], 10), vec![10]);
+        assert_eq!(lengths(&[1; 25], 10), vec![10, 10, 5]);
+    }
 
     #[test]
     fn permit_follows_the_free_send_buffer() {

@@ -16,9 +16,12 @@
 //!   (LEN pattern bytes in permit-sized writes), `blast N LEN` (the same without waiting for
 //!   the last bytes to leave), `read N [WAIT_MS]` (wait, then one read),
 //!   `read-all N` (read until the stream closes; prints the byte count and the ending)
+//! - `probe-input N`, `probe-output N`: every operation of the input (output) stream once,
+//!   each length 0 and non-zero, printed as `op=RESULT` (for streams that reported `closed`)
 //! - `shutdown N receive|send|both`, `drop N`, `drop-streams N`, `sleep MS`
 //! - `resolve NAME` (all addresses, waiting as needed), `resolve-now NAME` (first
-//!   `resolve-next-address` call only)
+//!   `resolve-next-address` call only); an error of `resolve-next-address` prints as
+//!   `next err(CODE)`, one of `resolve-addresses` as `err(CODE)`
 //! - `serve N COUNT` (echo server: accept COUNT connections, echo each until the peer closes,
 //!   all at once with one poll loop; prints how many connections and bytes it served)
 use std::collections::HashMap;
@@ -104,6 +107,52 @@ fn read_all(input: &InputStream) -> (usize, Option<String>) {
     }
 }
 
+fn stream_result<T: std::fmt::Debug>(r: Result<T, StreamError>) -> String {
+    match r {
+        Ok(v) => format!("ok({v:?})"),
+        Err(e) => stream_error(e),
+    }
+}
+
+/// Every input-stream operation once, each with length 0 and 10.
+fn probe_input(input: &InputStream) -> String {
+    let mut results = Vec::new();
+    for len in [0, 10] {
+        results.push(format!("read({len})={}", stream_result(input.read(len).map(|b| b.len()))));
+        results.push(format!("skip({len})={}", stream_result(input.skip(len))));
+        results.push(format!(
+            "blocking-read({len})={}",
+            stream_result(input.blocking_read(len).map(|b| b.len()))
+        ));
+        results.push(format!("blocking-skip({len})={}", stream_result(input.blocking_skip(len))));
+    }
+    results.push(format!("ready={}", input.subscribe().ready()));
+    results.join(" ")
+}
+
+/// Every output-stream operation once, each with length 0 and 1 (no check-write first: a
+/// closed stream has no permit to check).
+fn probe_output(out: &OutputStream) -> String {
+    let mut results = vec![format!("check-write={}", stream_result(out.check_write()))];
+    for len in [0usize, 1] {
+        let bytes = vec![b'x'; len];
+        results.push(format!("write({len})={}", stream_result(out.write(&bytes))));
+        results.push(format!("write-zeroes({len})={}", stream_result(out.write_zeroes(len as u64))));
+        results.push(format!(
+            "blocking-write-and-flush({len})={}",
+            stream_result(out.blocking_write_and_flush(&bytes))
+        ));
+        results.push(format!(
+            "blocking-write-zeroes-and-flush({len})={}",
+            stream_result(out.blocking_write_zeroes_and_flush(len as u64))
+        ));
+    }
+    results.push(format!("flush={}", stream_result(out.flush())));
+    results.push(format!("blocking-flush={}", stream_result(out.blocking_flush())));
+    results.push(format!("ready={}", out.subscribe().ready()));
+    results.join(" ")
+}
+
 fn resolve(network: &Network, name: &str, wait_for_all: bool) -> String {
     let stream = match resolve_addresses(network, name) {
         Ok(stream) => stream,
@@ -115,7 +164,8 @@ fn resolve(network: &Network, name: &str, wait_for_all: bool) -> String {
             Ok(Some(a)) => addresses.push(format_ip(&a)),
             Ok(None) => return format!("ok([{}])", addresses.join(", ")),
             Err(e) if e.name() == "would-block" && wait_for_all => stream.subscribe().block(),
-            Err(e) => return format!("err({})", e.name()),
+            // Marked, to tell it from an error of `resolve-addresses` itself.
+            Err(e) => return format!("next err({})", e.name()),
         }
     }
 }
@@ -276,6 +326,8 @@ fn main() {
                     Err(e) => stream_error(e),
                 }
             }
+            "probe-input" => probe_input(&sockets[&name].streams.as_ref().unwrap().0),
+            "probe-output" => probe_output(&sockets[&name].streams.as_ref().unwrap().1),
             "read-all" => {
                 let input = &sockets[&name].streams.as_ref().unwrap().0;
                 match read_all(input) {
