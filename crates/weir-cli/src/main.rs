@@ -71,7 +71,7 @@ struct RunArgs {
     #[arg(long, value_name = "FUNCTION")]
     invoke: Option<String>,
 
-    /// The component to run.
+    /// The component or WASI preview1 core module to run.
     #[arg(value_name = "WASM")]
     component: PathBuf,
 
@@ -99,8 +99,23 @@ impl WasiView for Host {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit: a guest's descriptors (preview1
+/// files, sockets) are the process's, and the usual soft limit (1024) is far below what one
+/// instance may legitimately hold.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise RLIMIT_NOFILE: {error}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let Cli::Run(args) = Cli::parse();
+    raise_open_file_limit();
     let status = match run(args) {
         Ok(status) => status,
         Err(error) => {
@@ -206,6 +221,74 @@ fn network_policy(args: &RunArgs, network: &NetworkSwitches) -> Result<NetworkPo
     Ok(policy)
 }
 
+/// What `weir run` runs: a component, or a preview1 core module, each with its linker.
+enum Program {
+    Component(Component, Linker<Host>),
+    Module(wasmtime::Module, wasmtime::Linker<Host>),
+}
+
+/// Whether `bytes` are a core module's binary (rather than a component's or WAT text): the
+/// header's version field says which.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
+    let path = &args.component;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let trap_unknown = args.common.wasm.unknown_imports_trap == Some(true);
+    if is_core_module(&bytes) {
+        let module = wasmtime::Module::new(engine, &bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot load module `{}`", path.display()))?;
+        check_module_imports(&module, trap_unknown)?;
+        let mut linker = wasmtime::Linker::<Host>::new(engine);
+        weir::p1::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        if trap_unknown {
+            linker
+                .define_unknown_imports_as_traps(&module)
+                .map_err(anyhow::Error::from)?;
+        }
+        return Ok(Program::Module(module, linker));
+    }
+    let component = Component::new(engine, &bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot load component `{}`", path.display()))?;
+    refuse_wasi_0_3(engine, &component)?;
+    let mut linker = Linker::<Host>::new(engine);
+    weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    if trap_unknown {
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(anyhow::Error::from)?;
+    }
+    Ok(Program::Component(component, linker))
+}
+
+/// A one-line error for a module importing what weir does not provide: preview0
+/// (`wasi_unstable`), or any other module than `wasi_snapshot_preview1` (unless
+/// `-W unknown-imports-trap` makes those traps).
+fn check_module_imports(module: &wasmtime::Module, trap_unknown: bool) -> Result<()> {
+    for import in module.imports() {
+        match import.module() {
+            "wasi_snapshot_preview1" => {}
+            "wasi_unstable" => anyhow::bail!(
+                "the module imports `wasi_unstable.{}`: WASI preview0 is not supported by weir \
+                 (only `wasi_snapshot_preview1`)",
+                import.name()
+            ),
+            _ if trap_unknown => {}
+            other => anyhow::bail!(
+                "the module imports `{other}.{}`, which weir does not provide (it provides \
+                 `wasi_snapshot_preview1`; `-W unknown-imports-trap` turns unknown imports \
+                 into traps)",
+                import.name()
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Refuses, with a clear message, a component that needs WASI 0.3 (not provided yet), instead
 /// of the linker's error about the first missing import.
 fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
@@ -245,19 +328,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
             .init();
     }
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
-    let component = Component::from_file(&engine, &args.component)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot load component `{}`", args.component.display()))?;
-    refuse_wasi_0_3(&engine, &component)?;
-
-    let mut linker = Linker::<Host>::new(&engine);
-    weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-    if args.common.wasm.unknown_imports_trap == Some(true) {
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(anyhow::Error::from)?;
-    }
-
+    let program = load(&engine, &args)?;
     let wasi_options = &args.common.wasi;
     let mut table = ResourceTable::new();
     if let Some(max) = wasi_options.max_resources {
@@ -300,7 +371,16 @@ fn run(mut args: RunArgs) -> Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        let run = weir::command::run_async(&mut store, &linker, &component);
+        let run = async {
+            match &program {
+                Program::Component(component, linker) => {
+                    weir::command::run_async(&mut store, linker, component).await
+                }
+                Program::Module(module, linker) => {
+                    weir::command::run_module_async(&mut store, linker, module).await
+                }
+            }
+        };
         let result = match timeout {
             None => run.await,
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {

@@ -709,3 +709,177 @@ fn unknown_imports_trap_and_wasi_0_3_components() {
         text(&out.stderr)
     );
 }
+
+/// A Rust guest as the compiler left it: a `wasm32-wasip1` core module, no adapter.
+fn core_module(name: &str) -> PathBuf {
+    weir_test_guests::rust_guest_dir().join(format!("{name}.wasm"))
+}
+
+#[test]
+fn preview1_modules_run_natively() {
+    let out = run(weir()
+        .arg("run")
+        .arg(root().join("examples/hello-p1.wasm"))
+        .arg("Ada"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Hello, Ada! This is a WASI preview1 module running under Weir.\n"
+    );
+    // The module built from the source in this checkout behaves the same.
+    let out = run(weir().arg("run").arg(core_module("hello_p1")).arg("Ada"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("WASI preview1 module"));
+}
+
+#[test]
+fn preview1_exit_status_args_and_env_are_kept() {
+    // args_env also imports wasi:cli/exit (for its other modes): unknown imports become traps.
+    let out = run(weir()
+        .args([
+            "run",
+            "-W",
+            "unknown-imports-trap",
+            "--env",
+            "EXIT=std:42",
+            "--env",
+            "A=b",
+        ])
+        .arg(core_module("args_env"))
+        .args(["x", "--y"]));
+    // proc_exit(42) is exit status 42, as in wasmtime run (the component adapter makes it 1).
+    assert_eq!(out.status.code(), Some(42), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("|x|--y\n"), "{stdout}");
+    assert!(stdout.contains("env A=b\n"), "{stdout}");
+
+    let out = run(weir().arg("run").arg(core_module("args_env")));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the module imports `wasi:cli/exit@")
+            && stderr.contains("unknown-imports-trap"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn preview1_filesystem_under_preopens() {
+    for scenario in ["read-write", "escape"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inside.txt"), "inside").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("outside")).unwrap();
+        let out = run(weir()
+            .arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/data", dir.path().display()))
+            .arg(core_module("fs_ops"))
+            .arg(scenario));
+        assert!(out.status.success(), "{scenario}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{scenario} ok\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inside.txt"), "inside").unwrap();
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir-ro")
+        .arg(format!("{}::/data", dir.path().display()))
+        .arg(core_module("fs_ops"))
+        .arg("read-only"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("inside.txt")).unwrap(),
+        "inside"
+    );
+}
+
+#[test]
+fn preview1_holds_10000_files_open_at_once() {
+    // The preview1 component adapter stops near 124 open files; weir's own preview1 has no
+    // table of its own, only the process's limit (20,000 on this project's machines).
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::/data", dir.path().display()))
+        .arg(core_module("fs_ops"))
+        .args(["many-open", "10000"]));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "opened 10000\n");
+    // Past the process's limit: `mfile` (errno 33), not an I/O error.
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::/data", dir.path().display()))
+        .arg(core_module("fs_ops"))
+        .args(["many-open", "2000000"]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with(": errno Some(33)\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn preview1_stdin_clocks_and_poll() {
+    let mut child = weir()
+        .arg("run")
+        .arg(core_module("fs_ops"))
+        .arg("stdin-to-stdout")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = {
+        let input = input.clone();
+        std::thread::spawn(move || stdin.write_all(&input).unwrap())
+    };
+    let mut output = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut output)
+        .unwrap();
+    writer.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(output == input, "1 MiB through stdin and stdout intact");
+
+    let out = run(weir().arg("run").arg(core_module("fs_ops")).arg("sleep"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "sleep ok\n");
+}
+
+#[test]
+fn preview1_modules_importing_preview0_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p0.wasm");
+    let module = wat::parse_str(
+        r#"(module
+  (import "wasi_unstable" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")))"#,
+    )
+    .unwrap();
+    std::fs::write(&path, module).unwrap();
+    let out = run(weir().arg("run").arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("imports `wasi_unstable.fd_write`: WASI preview0 is not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+}

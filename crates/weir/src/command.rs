@@ -91,3 +91,33 @@ pub fn run_sync<T: 'static>(
     let run = run_func(&mut *store, &instance, &index)?;
     outcome(run.call(&mut *store, ()))
 }
+
+/// Instantiates a preview1 command module (one exporting `_start`, linked with
+/// [`crate::p1::add_to_linker_async`]) and runs it, on an engine with async support.
+///
+/// `proc_exit(N)` comes back as [`Outcome::Exit`] with `N` unchanged, as `wasmtime run`
+/// reports it; returning from `_start` is [`Outcome::Success`].
+pub async fn run_module_async<T: Send + 'static>(
+    store: &mut Store<T>,
+    linker: &wasmtime::Linker<T>,
+    module: &wasmtime::Module,
+) -> wasmtime::Result<Outcome> {
+    let instance = linker.instantiate_async(&mut *store, module).await?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut *store, "_start")
+        .map_err(|_| {
+            wasmtime::format_err!(
+                "the module exports no `_start` function (it is not a WASI command module)"
+            )
+        })?;
+    match start.call_async(&mut *store, ()).await {
+        Ok(()) => Ok(Outcome::Success),
+        Err(error) => match error.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(match exit.0 {
+                0 => Outcome::Success,
+                code => Outcome::Exit(code),
+            }),
+            None => Err(error),
+        },
+    }
+}

@@ -28,6 +28,8 @@ pub struct WasiCtx {
     /// The most bytes one `get-random-bytes`/`get-insecure-random-bytes` call may ask for.
     pub(crate) max_random_bytes: u64,
     pub(crate) sockets: SocketsCtx,
+    /// The preview1 descriptor table, for core modules (created at their first call).
+    pub(crate) p1: Option<crate::p1::P1State>,
 }
 
 impl WasiCtx {
@@ -103,6 +105,7 @@ impl WasiCtxBuilder {
                 insecure_seed,
                 max_random_bytes: crate::random::DEFAULT_MAX_RANDOM_BYTES,
                 sockets: SocketsCtx::default(),
+                p1: None,
             },
         }
     }

@@ -38,6 +38,7 @@ pub mod error;
 pub mod filesystem;
 pub mod io;
 mod linker;
+pub mod p1;
 pub mod random;
 pub mod sockets;
 mod sync;

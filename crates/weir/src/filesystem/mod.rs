@@ -299,6 +299,114 @@ impl types::Host for WasiCtxView<'_> {
     }
 }
 
+/// A failed open: the guest's error code, and the OS error number behind it if there was one.
+pub(crate) struct OpenFailure {
+    pub(crate) code: FsError,
+    pub(crate) os_errno: Option<i32>,
+}
+
+impl OpenFailure {
+    fn os(error: io::Error) -> Self {
+        OpenFailure {
+            os_errno: error.raw_os_error(),
+            code: error.into(),
+        }
+    }
+}
+
+impl From<FsError> for OpenFailure {
+    fn from(code: FsError) -> Self {
+        OpenFailure {
+            code,
+            os_errno: None,
+        }
+    }
+}
+
+impl From<ErrorCode> for OpenFailure {
+    fn from(code: ErrorCode) -> Self {
+        FsError::from(code).into()
+    }
+}
+
+impl WasiCtxView<'_> {
+    /// `open-at`'s work, shared by every ABI: the opened descriptor, not yet in the table.
+    /// A failure keeps the OS error number, for ABIs with codes WASI 0.2 lacks (preview1's
+    /// `mfile`/`nfile`).
+    pub(crate) fn open_descriptor(
+        &mut self,
+        fd: &Desc,
+        path_flags: PathFlags,
+        path: &str,
+        open_flags: OpenFlags,
+        flags: DescriptorFlags,
+    ) -> Result<Descriptor, OpenFailure> {
+        let parent = self.dir(fd)?;
+        let dir = parent.require(DirPerms::READ)?;
+        let creates = open_flags.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE);
+        if (creates || flags.contains(DescriptorFlags::MUTATE_DIRECTORY))
+            && !parent.perms.contains(DirPerms::MUTATE)
+        {
+            return Err(ErrorCode::NotPermitted.into());
+        }
+        if (creates || flags.contains(DescriptorFlags::WRITE))
+            && !parent.file_perms.contains(FilePerms::WRITE)
+        {
+            return Err(ErrorCode::NotPermitted.into());
+        }
+        if open_flags.contains(OpenFlags::DIRECTORY) {
+            if creates {
+                // O_CREAT/O_TRUNC with O_DIRECTORY: EINVAL in POSIX.
+                return Err(ErrorCode::Invalid.into());
+            }
+            if flags.contains(DescriptorFlags::WRITE) {
+                // A directory cannot be opened for writing: EISDIR, as `open` reports it.
+                return Err(ErrorCode::IsDirectory.into());
+            }
+        }
+
+        let mut options = OpenOptions::new();
+        options.maybe_dir(true);
+        options.follow(if path_flags.contains(PathFlags::SYMLINK_FOLLOW) {
+            cap_fs_ext::FollowSymlinks::Yes
+        } else {
+            cap_fs_ext::FollowSymlinks::No
+        });
+        let writes = flags.contains(DescriptorFlags::WRITE) || creates;
+        options.read(flags.contains(DescriptorFlags::READ) || !writes);
+        options.write(writes);
+        if open_flags.contains(OpenFlags::CREATE) {
+            if open_flags.contains(OpenFlags::EXCLUSIVE) {
+                options.create_new(true);
+            } else {
+                options.create(true);
+            }
+        }
+        if open_flags.contains(OpenFlags::TRUNCATE) {
+            options.truncate(true);
+        }
+        let (perms, file_perms) = (parent.perms, parent.file_perms);
+        let opened = dir.open_with(path, &options).map_err(OpenFailure::os)?;
+        let is_dir = opened.metadata().map_err(OpenFailure::os)?.is_dir();
+        let descriptor = if is_dir {
+            Descriptor::Dir(DirDescriptor {
+                dir: Arc::new(Dir::from_std_file(opened.into_std())),
+                perms,
+                file_perms,
+            })
+        } else if open_flags.contains(OpenFlags::DIRECTORY) {
+            return Err(ErrorCode::NotDirectory.into());
+        } else {
+            Descriptor::File(FileDescriptor {
+                file: Arc::new(opened),
+                flags,
+                perms: file_perms,
+            })
+        };
+        Ok(descriptor)
+    }
+}
+
 impl types::HostDescriptor for WasiCtxView<'_> {
     fn read_via_stream(
         &mut self,
@@ -536,67 +644,9 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         open_flags: OpenFlags,
         flags: DescriptorFlags,
     ) -> Result<Desc, FsError> {
-        let parent = self.dir(&fd)?;
-        let dir = parent.require(DirPerms::READ)?;
-        let creates = open_flags.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE);
-        if (creates || flags.contains(DescriptorFlags::MUTATE_DIRECTORY))
-            && !parent.perms.contains(DirPerms::MUTATE)
-        {
-            return Err(ErrorCode::NotPermitted.into());
-        }
-        if (creates || flags.contains(DescriptorFlags::WRITE))
-            && !parent.file_perms.contains(FilePerms::WRITE)
-        {
-            return Err(ErrorCode::NotPermitted.into());
-        }
-        if open_flags.contains(OpenFlags::DIRECTORY) {
-            if creates {
-                // O_CREAT/O_TRUNC with O_DIRECTORY: EINVAL in POSIX.
-                return Err(ErrorCode::Invalid.into());
-            }
-            if flags.contains(DescriptorFlags::WRITE) {
-                // A directory cannot be opened for writing: EISDIR, as `open` reports it.
-                return Err(ErrorCode::IsDirectory.into());
-            }
-        }
-
-        let mut options = OpenOptions::new();
-        options.maybe_dir(true);
-        options.follow(if path_flags.contains(PathFlags::SYMLINK_FOLLOW) {
-            cap_fs_ext::FollowSymlinks::Yes
-        } else {
-            cap_fs_ext::FollowSymlinks::No
-        });
-        let writes = flags.contains(DescriptorFlags::WRITE) || creates;
-        options.read(flags.contains(DescriptorFlags::READ) || !writes);
-        options.write(writes);
-        if open_flags.contains(OpenFlags::CREATE) {
-            if open_flags.contains(OpenFlags::EXCLUSIVE) {
-                options.create_new(true);
-            } else {
-                options.create(true);
-            }
-        }
-        if open_flags.contains(OpenFlags::TRUNCATE) {
-            options.truncate(true);
-        }
-        let (perms, file_perms) = (parent.perms, parent.file_perms);
-        let opened = dir.open_with(&path, &options)?;
-        let descriptor = if opened.metadata()?.is_dir() {
-            Descriptor::Dir(DirDescriptor {
-                dir: Arc::new(Dir::from_std_file(opened.into_std())),
-                perms,
-                file_perms,
-            })
-        } else if open_flags.contains(OpenFlags::DIRECTORY) {
-            return Err(ErrorCode::NotDirectory.into());
-        } else {
-            Descriptor::File(FileDescriptor {
-                file: Arc::new(opened),
-                flags,
-                perms: file_perms,
-            })
-        };
+        let descriptor = self
+            .open_descriptor(&fd, path_flags, &path, open_flags, flags)
+            .map_err(|failure| failure.code)?;
         Ok(self.table.push(descriptor)?)
     }
 

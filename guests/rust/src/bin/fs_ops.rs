@@ -84,6 +84,38 @@ fn main() {
             check(fs::read("/data/inside.txt").unwrap() == b"inside", "file untouched");
             println!("read-only ok");
         }
+        "many-open" => {
+            // Holds N files open at once (N = argument 2): no descriptor-table ceiling below
+            // the process's own limit.
+            let n: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+            fs::write("/data/many.txt", b"m").unwrap();
+            let mut open = Vec::with_capacity(n);
+            for i in 0..n {
+                match fs::File::open("/data/many.txt") {
+                    Ok(file) => open.push(file),
+                    Err(e) => {
+                        println!("stopped after {i}: errno {:?}", e.raw_os_error());
+                        std::process::exit(3);
+                    }
+                }
+            }
+            let mut byte = [0u8; 1];
+            let last = open.last_mut().unwrap();
+            check(last.read(&mut byte).unwrap() == 1 && byte == *b"m", "the last one reads");
+            println!("opened {}", open.len());
+        }
+        "stdin-to-stdout" => {
+            let copied = std::io::copy(&mut std::io::stdin(), &mut std::io::stdout()).unwrap();
+            eprintln!("copied {copied}");
+        }
+        "sleep" => {
+            let start = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            check(start.elapsed() >= std::time::Duration::from_millis(100), "slept 100 ms");
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            check(now.as_secs() > 1_700_000_000, "the wall clock is real");
+            println!("sleep ok");
+        }
         other => {
             eprintln!("unknown scenario `{other}`");
             std::process::exit(2);
