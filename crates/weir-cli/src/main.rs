@@ -244,12 +244,21 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
         check_module_imports(&module, trap_unknown)?;
         let mut linker = wasmtime::Linker::<Host>::new(engine);
         weir::p1::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        if let Some(allow) = args.common.wasm.unknown_exports_allow {
+            linker.allow_unknown_exports(allow);
+        }
         if trap_unknown {
             linker
                 .define_unknown_imports_as_traps(&module)
                 .map_err(anyhow::Error::from)?;
         }
         return Ok(Program::Module(module, linker));
+    }
+    if args.common.wasm.unknown_exports_allow == Some(true) {
+        anyhow::bail!(
+            "-W unknown-exports-allow: not supported with components (as in wasmtime); it \
+             applies to core modules"
+        );
     }
     let component = Component::new(engine, &bytes)
         .map_err(anyhow::Error::from)
@@ -383,10 +392,23 @@ fn run(mut args: RunArgs) -> Result<u8> {
         };
         let result = match timeout {
             None => run.await,
-            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                Err(wasmtime::Error::from(wasmtime::Trap::Interrupt)
-                    .context(format!("timed out after {limit:?}")))
-            }),
+            Some(limit) => {
+                let timed_out = || format!("timed out after {limit:?}");
+                match tokio::time::timeout(limit, run).await {
+                    // The guest waited in the host past the deadline.
+                    Err(_) => {
+                        Err(wasmtime::Error::from(wasmtime::Trap::Interrupt).context(timed_out()))
+                    }
+                    // Wasm code reached an epoch check past the deadline.
+                    Ok(Err(error))
+                        if error.downcast_ref::<wasmtime::Trap>()
+                            == Some(&wasmtime::Trap::Interrupt) =>
+                    {
+                        Err(error.context(timed_out()))
+                    }
+                    Ok(other) => other,
+                }
+            }
         };
         // Bytes the guest wrote to TCP connections that the kernel had not taken yet are
         // still being delivered; shutting the runtime down would lose them.

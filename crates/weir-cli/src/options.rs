@@ -99,28 +99,29 @@ fn refuse_debug(debug: &DebugOptions) -> Result<()> {
 }
 
 fn refuse_wasi(wasi: &WasiOptions) -> Result<()> {
-    if wasi.cli == Some(false) || wasi.common == Some(false) {
-        refuse(
-            "-S",
-            "cli=n",
-            "weir runs WASI command components; their CLI interfaces are always provided",
-        )?;
+    for (key, value) in [("cli", wasi.cli), ("common", wasi.common)] {
+        if value == Some(false) {
+            refuse(
+                "-S",
+                &format!("{key}=n"),
+                "weir runs WASI programs; their CLI interfaces are always provided",
+            )?;
+        }
+    }
+    if wasi.cli.is_some() && wasi.common.is_some() {
+        // As in wasmtime: `common` is a deprecated alias of `cli`, not to be given with it.
+        bail!("-S cli and -S common: give one of them (`common` is a deprecated alias of `cli`)");
     }
     let not_provided = [
-        (
-            "nn",
-            wasi.nn == Some(true) || !wasi.nn_graph.is_empty(),
-            "wasi-nn",
-        ),
+        ("nn", wasi.nn == Some(true), "wasi-nn"),
+        ("nn-graph", !wasi.nn_graph.is_empty(), "wasi-nn"),
         ("threads", wasi.threads == Some(true), "wasi-threads"),
+        ("config", wasi.config == Some(true), "wasi:config"),
+        ("config-var", !wasi.config_var.is_empty(), "wasi:config"),
+        ("keyvalue", wasi.keyvalue == Some(true), "wasi:keyvalue"),
         (
-            "config",
-            wasi.config == Some(true) || !wasi.config_var.is_empty(),
-            "wasi:config",
-        ),
-        (
-            "keyvalue",
-            wasi.keyvalue == Some(true) || !wasi.keyvalue_in_memory_data.is_empty(),
+            "keyvalue-in-memory-data",
+            !wasi.keyvalue_in_memory_data.is_empty(),
             "wasi:keyvalue",
         ),
         ("tls", wasi.tls == Some(true), "wasi:tls"),
@@ -309,7 +310,8 @@ mod tests {
                 "-S tcplisten: not supported by weir",
             ),
             (&["-S", "cli=n"], "-S cli=n: not supported by weir"),
-            (&["-S", "common=n"], "-S cli=n: not supported by weir"),
+            (&["-S", "common=n"], "-S common=n: not supported by weir"),
+            (&["-S", "cli,common"], "give one of them"),
             (
                 &["-W", "unknown-imports-default"],
                 "-W unknown-imports-default",

@@ -535,7 +535,7 @@ fn wasmtime_run_flags_that_weir_honours_or_accepts() {
         &["-W", "gc,reference-types"],
         &["-W", "epoch-interruption"],
         &["-W", "timeout=60s,trap-on-grow-failure=n"],
-        &["-W", "unknown-exports-allow,max-tables=10,max-memories=10"],
+        &["-W", "max-tables=10,max-memories=10"],
     ] {
         let out = run(weir().arg("run").args(flags).arg(&hello).arg("Ada"));
         assert!(out.status.success(), "{flags:?}: {}", text(&out.stderr));
@@ -560,6 +560,10 @@ fn wasmtime_run_flags_that_weir_refuses_say_why() {
         (
             &["-W", "unknown-imports-default"],
             "-W unknown-imports-default",
+        ),
+        (
+            &["-W", "unknown-exports-allow"],
+            "-W unknown-exports-allow: not supported with components",
         ),
     ] {
         let out = run(weir().arg("run").args(flags).arg(&hello));
@@ -647,7 +651,8 @@ fn timeout_stops_a_spinning_guest_and_a_guest_waiting_in_the_host() {
             text(&out.stderr)
         );
         assert!(
-            text(&out.stderr).contains("interrupt"),
+            text(&out.stderr).contains("interrupt")
+                && text(&out.stderr).contains("timed out after"),
             "{guest:?}: {}",
             text(&out.stderr)
         );
@@ -687,6 +692,29 @@ fn unknown_imports_trap_and_wasi_0_3_components() {
         .args(["run", "-W", "unknown-imports-trap"])
         .arg(&path));
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Called, the stub fails the call.
+    let calls = wat.replace(
+        "(result i32) (i32.const 0)",
+        "(result i32) (call $frob) (i32.const 0)",
+    );
+    let path = dir.path().join("unknown-called.wasm");
+    std::fs::write(
+        &path,
+        weir_test_guests::wat_guest_with(&[run_wit, gadget], world, &calls).unwrap(),
+    )
+    .unwrap();
+    let out = run(weir()
+        .args(["run", "-W", "unknown-imports-trap"])
+        .arg(&path));
+    // Wasmtime's stub fails the call with a host error (not a wasm trap): exit 1, as in
+    // wasmtime run.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("unknown import: `weir:missing/gadget#frob` has not been defined"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A component that needs WASI 0.3 gets a clear error (0.3 is not provided yet).
     let random =

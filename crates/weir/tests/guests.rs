@@ -383,6 +383,9 @@ fn filesystem_error_codes_follow_posix_and_wasmtime() {
                 "open w f.txt - write",
                 "read w 10",
                 "set-size w 4",
+                // Created with neither flag: still O_RDONLY-like, so it reads (it is empty).
+                "open c new.txt create -",
+                "read c 10",
             ],
         );
         common::assert_lines(
@@ -404,6 +407,8 @@ fn filesystem_error_codes_follow_posix_and_wasmtime() {
                 "ok(Ok(DescriptorType::RegularFile))",
                 "err(bad-descriptor)",
                 "ok(())",
+                "ok(Ok(DescriptorType::RegularFile))",
+                "ok((\"\", true))",
             ],
         );
         assert_eq!(std::fs::read(dir.path().join("f.txt")).unwrap(), b"hell");

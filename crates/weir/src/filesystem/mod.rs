@@ -110,10 +110,10 @@ impl FileDescriptor {
             && (self.flags.contains(DescriptorFlags::READ) || read_only_by_default)
     }
 
-    /// Refuses a write-like operation: `not-permitted` where the preopen forbids writing
-    /// at all (a read-only `--dir-ro`, say), else `not_opened_for_write` where this
-    /// descriptor was opened without `write` (`bad-descriptor` for a write, as POSIX's
-    /// EBADF; `invalid` for `set-size`, as `ftruncate`'s EINVAL).
+    /// Refuses a write: `not-permitted` where the preopen forbids writing at all (a
+    /// read-only `--dir-ro`, say), else `not_opened_for_write` where this descriptor was
+    /// opened without `write` (`bad-descriptor` for a write, as POSIX's EBADF; `invalid`
+    /// for `set-size`, as `ftruncate`'s EINVAL).
     fn require_write(&self, not_opened_for_write: ErrorCode) -> Result<(), FsError> {
         if !self.perms.contains(FilePerms::WRITE) {
             Err(ErrorCode::NotPermitted.into())
@@ -373,7 +373,10 @@ impl WasiCtxView<'_> {
             cap_fs_ext::FollowSymlinks::No
         });
         let writes = flags.contains(DescriptorFlags::WRITE) || creates;
-        options.read(flags.contains(DescriptorFlags::READ) || !writes);
+        // Neither read nor write asked for: read access, as POSIX O_RDONLY (0) and wasmtime
+        // give it (also with `create`/`truncate`, which imply writing).
+        options
+            .read(flags.contains(DescriptorFlags::READ) || !flags.contains(DescriptorFlags::WRITE));
         options.write(writes);
         if open_flags.contains(OpenFlags::CREATE) {
             if open_flags.contains(OpenFlags::EXCLUSIVE) {
@@ -515,7 +518,11 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         };
         match self.descriptor(&fd)? {
             Descriptor::File(f) => {
-                f.require_write(ErrorCode::BadDescriptor)?;
+                // Like futimens(2) (which needs ownership, not a writable descriptor) and
+                // wasmtime: only the preopen's permission counts.
+                if !f.perms.contains(FilePerms::WRITE) {
+                    return Err(ErrorCode::NotPermitted.into());
+                }
                 rustix::fs::futimens(&*f.file, &times).map_err(io::Error::from)?;
             }
             Descriptor::Dir(d) => {

@@ -87,14 +87,30 @@ pub trait InputStream: Send + 'static {
 #[derive(Default)]
 struct ClosedLatch {
     closed: bool,
+    /// A failure a pollable's wait observed: the guest's next operation reports it (once),
+    /// instead of losing it to the wait, which has no way to return it.
+    deferred: Option<wasmtime::Error>,
 }
 
 impl ClosedLatch {
-    fn check(&self) -> StreamResult<()> {
-        if self.closed {
-            Err(StreamError::Closed)
-        } else {
-            Ok(())
+    fn check(&mut self) -> StreamResult<()> {
+        match self.deferred.take() {
+            Some(error) => Err(StreamError::LastOperationFailed(error)),
+            None if self.closed => Err(StreamError::Closed),
+            None => Ok(()),
+        }
+    }
+
+    /// Latches what a wait without a result (a pollable) saw, keeping a failure for the
+    /// next operation to report.
+    fn defer<T>(&mut self, result: StreamResult<T>) {
+        match result {
+            Err(StreamError::LastOperationFailed(error)) => {
+                self.closed = true;
+                self.deferred = Some(error);
+            }
+            Err(StreamError::Closed) => self.closed = true,
+            _ => {}
         }
     }
 
@@ -253,7 +269,11 @@ impl OutputStreamResource {
 #[async_trait::async_trait]
 impl Pollable for OutputStreamResource {
     async fn ready(&mut self) {
-        let _ = self.write_ready().await;
+        if self.latch.closed {
+            return;
+        }
+        let ready = self.stream.write_ready().await;
+        self.latch.defer(ready);
     }
 }
 
@@ -403,6 +423,24 @@ mod tests {
                 )))
                 .await
         ));
+        // The size limit is still a trap, checked before the stream's state.
+        assert!(matches!(
+            output
+                .blocking_write_and_flush("blocking-write-and-flush", 4097, |_| None)
+                .await,
+            Err(StreamError::Trap(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failure_seen_by_the_pollable_is_reported_by_the_next_operation() {
+        let mut output = OutputStreamResource::new(FailsOnceOut { failed: false });
+        Pollable::ready(&mut output).await;
+        assert!(matches!(
+            output.check_write(),
+            Err(StreamError::LastOperationFailed(_))
+        ));
+        assert!(is_closed(output.check_write()));
         // The size limit is still a trap, checked before the stream's state.
         assert!(matches!(
             output

@@ -155,8 +155,9 @@ pub(crate) enum Buffer {
     Send,
 }
 
-/// `receive-buffer-size`/`send-buffer-size`: the size the guest set (or the kernel's
-/// default), not the kernel's internal figure, which Linux doubles for bookkeeping.
+/// `receive-buffer-size`/`send-buffer-size`: the kernel's figure halved on Linux, which
+/// doubles what it is given for bookkeeping: the size the guest set reads back (an unset
+/// buffer reads as half the kernel's default, as in wasmtime).
 pub(crate) fn get_buffer_size(socket: socket2::SockRef<'_>, buffer: Buffer) -> SocketResult<u64> {
     let kernel = match buffer {
         Buffer::Receive => socket.recv_buffer_size()?,
