@@ -113,8 +113,22 @@ fn raise_open_file_limit() {
     }
 }
 
+/// `weir FILE ARGS…` is `weir run FILE ARGS…`, as `wasmtime FILE` is `wasmtime run FILE`:
+/// when the first argument is neither a subcommand nor a top-level flag, `run` is implied.
+fn with_implicit_run(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.collect();
+    let explicit = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_none_or(|first| matches!(first, "run" | "help" | "-h" | "--help" | "-V" | "--version"));
+    if !explicit {
+        args.insert(1, "run".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let Cli::Run(args) = Cli::parse();
+    let Cli::Run(args) = Cli::parse_from(with_implicit_run(std::env::args_os()));
     raise_open_file_limit();
     let status = match run(args) {
         Ok(status) => status,

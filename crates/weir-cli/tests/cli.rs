@@ -911,3 +911,27 @@ fn preview1_modules_importing_preview0_are_refused_by_name() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn weir_file_is_weir_run_file_and_version_prints() {
+    // Flags before the file go to `run` too, as with `wasmtime FILE`.
+    let out = run(weir()
+        .args(["-S", "inherit-env"])
+        .arg(root().join("examples/hello.wasm"))
+        .arg("Ada"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("Hello, Ada!"));
+    let out = run(weir().arg(root().join("examples/hello-p1.wasm")).arg("Bo"));
+    assert!(
+        text(&out.stdout).starts_with("Hello, Bo!"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(weir().arg("--version"));
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).starts_with("weir "),
+        "{}",
+        text(&out.stdout)
+    );
+}
