@@ -781,6 +781,14 @@ fn preview1_exit_status_args_and_env_are_kept() {
     assert!(stdout.contains("|x|--y\n"), "{stdout}");
     assert!(stdout.contains("env A=b\n"), "{stdout}");
 
+    for status in [0, 3, 255] {
+        let out = run(weir()
+            .args(["run", "-W", "unknown-imports-trap", "--env"])
+            .arg(format!("EXIT=std:{status}"))
+            .arg(core_module("args_env")));
+        assert_eq!(out.status.code(), Some(status), "{}", text(&out.stderr));
+    }
+
     let out = run(weir().arg("run").arg(core_module("args_env")));
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);

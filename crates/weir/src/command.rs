@@ -95,8 +95,8 @@ pub fn run_sync<T: 'static>(
 /// Instantiates a preview1 command module (one exporting `_start`, linked with
 /// [`crate::p1::add_to_linker_async`]) and runs it, on an engine with async support.
 ///
-/// `proc_exit(N)` comes back as [`Outcome::Exit`] with `N` unchanged, as `wasmtime run`
-/// reports it; returning from `_start` is [`Outcome::Success`].
+/// `proc_exit(N)` comes back as [`Outcome::Exit`] with `N` unchanged (wasmtime 48 makes
+/// N ≥ 126 an error); returning from `_start` is [`Outcome::Success`].
 pub async fn run_module_async<T: Send + 'static>(
     store: &mut Store<T>,
     linker: &wasmtime::Linker<T>,

@@ -37,6 +37,7 @@ pub mod errno {
     pub const NOTDIR: u16 = 54;
     pub const NOTEMPTY: u16 = 55;
     pub const NOTRECOVERABLE: u16 = 56;
+    pub const NOTSOCK: u16 = 57;
     pub const NOTSUP: u16 = 58;
     pub const NOTTY: u16 = 59;
     pub const NXIO: u16 = 60;

@@ -9,8 +9,8 @@
 //! may (`mfile`/`nfile` report the OS limits), unlike the preview1 component adapter's
 //! fixed table.
 //!
-//! Not provided (they return `nosys`, or `notsup` / `badf` where wasmtime does): sockets
-//! (`sock_*`: no preopened sockets), `proc_raise`, `fd_fdstat_set_rights`, `fd_allocate`.
+//! Not provided (they return the code wasmtime returns): sockets (`sock_*`: `notsock`, there
+//! are no preopened sockets), `proc_raise`, `fd_fdstat_set_rights`, `fd_allocate` (`notsup`).
 //! `poll_oneoff` waits on clocks and stdin; files and stdout/stderr are always ready.
 
 // The full ABI tables: not every value is used by the functions provided so far.
@@ -125,9 +125,10 @@ fn errno_from_fs(code: ErrorCode) -> u16 {
 
 /// One open preview1 descriptor.
 enum Fd {
-    Stdin(Resource<InputStreamResource>),
-    /// stdout or stderr.
-    Output(Resource<OutputStreamResource>),
+    /// stdin, and whether it is a terminal.
+    Stdin(Resource<InputStreamResource>, bool),
+    /// stdout or stderr, and whether it is a terminal.
+    Output(Resource<OutputStreamResource>, bool),
     File(FileFd),
     Dir(DirFd),
 }
@@ -158,9 +159,14 @@ pub(crate) struct P1State {
 impl P1State {
     fn new(view: &mut WasiCtxView<'_>) -> wasmtime::Result<Self> {
         let mut fds = BTreeMap::new();
-        fds.insert(0, Fd::Stdin(stdin::Host::get_stdin(view)?));
-        fds.insert(1, Fd::Output(stdout::Host::get_stdout(view)?));
-        fds.insert(2, Fd::Output(stderr::Host::get_stderr(view)?));
+        let terminals = [
+            view.ctx.stdin.is_terminal(),
+            view.ctx.stdout.is_terminal(),
+            view.ctx.stderr.is_terminal(),
+        ];
+        fds.insert(0, Fd::Stdin(stdin::Host::get_stdin(view)?, terminals[0]));
+        fds.insert(1, Fd::Output(stdout::Host::get_stdout(view)?, terminals[1]));
+        fds.insert(2, Fd::Output(stderr::Host::get_stderr(view)?, terminals[2]));
         for (desc, path) in preopens::Host::get_directories(view)? {
             let fd = fds.len() as u32;
             fds.insert(
@@ -264,6 +270,14 @@ fn filetype_of(kind: DescriptorType) -> u8 {
     }
 }
 
+fn stdio_type(terminal: bool) -> u8 {
+    if terminal {
+        filetype::CHARACTER_DEVICE
+    } else {
+        filetype::UNKNOWN
+    }
+}
+
 fn nanos(datetime: Option<Datetime>) -> u64 {
     datetime.map_or(0, |d| {
         d.seconds
@@ -294,8 +308,8 @@ fn close_entry(view: &mut WasiCtxView<'_>, entry: Fd) -> P1Result<()> {
     match entry {
         Fd::File(file) => HostDescriptor::drop(view, file.desc)?,
         Fd::Dir(dir) => HostDescriptor::drop(view, dir.desc)?,
-        Fd::Stdin(stream) => crate::io::host::IoOps(view.table).drop_input(stream)?,
-        Fd::Output(stream) => crate::io::host::IoOps(view.table).drop_output(stream)?,
+        Fd::Stdin(stream, _) => crate::io::host::IoOps(view.table).drop_input(stream)?,
+        Fd::Output(stream, _) => crate::io::host::IoOps(view.table).drop_output(stream)?,
     }
     Ok(())
 }
@@ -375,12 +389,19 @@ fn clock_now(id: u32) -> P1Result<u64> {
 /// Writes `list` as preview1's `argv`/`environ` pair: pointers at `ptrs`, NUL-terminated
 /// strings from `buf`.
 fn put_strings(mem: &mut Memory<'_>, ptrs: u32, buf: u32, list: &[String]) -> P1Result<()> {
+    let fault = || P1Error::Errno(errno::FAULT);
     let mut at = buf;
     for (i, item) in list.iter().enumerate() {
-        mem.put_u32(ptrs + 4 * i as u32, at)?;
+        let slot = u32::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_mul(4))
+            .and_then(|offset| ptrs.checked_add(offset))
+            .ok_or_else(fault)?;
+        mem.put_u32(slot, at)?;
         mem.write(at, item.as_bytes())?;
-        mem.put_u8(at + item.len() as u32, 0)?;
-        at += item.len() as u32 + 1;
+        let end = at.checked_add(item.len() as u32).ok_or_else(fault)?;
+        mem.put_u8(end, 0)?;
+        at = end.checked_add(1).ok_or_else(fault)?;
     }
     Ok(())
 }
@@ -485,6 +506,8 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
         MODULE,
         "proc_exit",
         |_caller: Caller<'_, T>, code: i32| -> wasmtime::Result<()> {
+            // Kept whatever its value, as the process's exit status (wasmtime 48 refuses 126
+            // and up with an error; programs calling exit(255) mean 255).
             Err(wasmtime::Error::new(I32Exit(code)))
         },
     )?;
@@ -492,7 +515,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
         MODULE,
         "proc_raise",
         |_caller: Caller<'_, T>, _signal: i32| -> wasmtime::Result<i32> {
-            Ok(i32::from(errno::NOSYS))
+            Ok(i32::from(errno::NOTSUP))
         },
     )?;
     sync_fn!(linker, "sched_yield", |mem, view| {
@@ -517,8 +540,10 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
                 preopen: Some(path),
                 ..
             }) => {
-                mem.put_u32(out as u32, 0)?;
-                mem.put_u32(out as u32 + 4, path.len() as u32)
+                let prestat = mem.bytes_mut(out as u32, 8)?;
+                prestat[..4].copy_from_slice(&0u32.to_le_bytes());
+                prestat[4..].copy_from_slice(&(path.len() as u32).to_le_bytes());
+                Ok(())
             }
             _ => Err(P1Error::Errno(errno::BADF)),
         })
@@ -545,13 +570,27 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
         let out = out as u32;
         let (kind, flags, base) = with_state(view, |state, view| {
             Ok(match fd_entry(state, fd as u32)? {
-                Fd::Stdin(_) | Fd::Output(_) => (filetype::CHARACTER_DEVICE, 0, rights::STDIO),
+                // As wasmtime: a character device only when it is a terminal (programs ask
+                // `isatty` this way), and only the direction the stream has.
+                Fd::Stdin(_, tty) => (
+                    stdio_type(*tty),
+                    0,
+                    rights::FD_READ | rights::POLL_FD_READWRITE,
+                ),
+                Fd::Output(_, tty) => (
+                    stdio_type(*tty),
+                    0,
+                    rights::FD_WRITE | rights::POLL_FD_READWRITE,
+                ),
                 Fd::File(file) => {
                     let desc = borrow(&file.desc);
                     let append = file.append;
                     let kind = filetype_of(HostDescriptor::get_type(view, borrow(&desc))?);
                     let granted = HostDescriptor::get_flags(view, desc)?;
                     let mut base = rights::FILE;
+                    if !granted.contains(DescriptorFlags::READ) {
+                        base &= !rights::FD_READ;
+                    }
                     if !granted.contains(DescriptorFlags::WRITE) {
                         base &= !(rights::FD_WRITE
                             | rights::FD_ALLOCATE
@@ -583,13 +622,14 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
             with_state(view, |state, _| match fd_entry(state, fd as u32)? {
                 Fd::File(file) => {
                     if flags & !(abi::FDFLAGS_APPEND | abi::FDFLAGS_NONBLOCK) != 0 {
-                        // The sync flags cannot be changed on an open descriptor.
-                        return Err(P1Error::Errno(errno::NOTSUP));
+                        // The sync flags cannot be changed on an open descriptor (as wasmtime).
+                        return Err(P1Error::Errno(errno::INVAL));
                     }
                     file.append = flags & abi::FDFLAGS_APPEND != 0;
                     Ok(())
                 }
-                _ => Err(P1Error::Errno(errno::NOTSUP)),
+                Fd::Dir(_) => Err(P1Error::Errno(errno::NOTSUP)),
+                _ => Err(P1Error::Errno(errno::BADF)),
             })
         }
     );
@@ -609,7 +649,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
         |mem, view, fd: i32, offset: i64, whence: i32, out: i32| {
             let position = with_state(view, |state, view| {
                 let file = file(state, fd as u32)?;
-                let base = match whence as u8 {
+                let base = match u8::try_from(whence).unwrap_or(u8::MAX) {
                     abi::WHENCE_SET => 0,
                     abi::WHENCE_CUR => file.position as i128,
                     abi::WHENCE_END => HostDescriptor::stat(view, borrow(&file.desc))?.size as i128,
@@ -630,7 +670,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
     sync_fn!(linker, "fd_filestat_get", |mem, view, fd: i32, out: i32| {
         let out = out as u32;
         let stat = with_state(view, |state, view| match fd_entry(state, fd as u32)? {
-            Fd::Stdin(_) | Fd::Output(_) => Ok(None),
+            Fd::Stdin(..) | Fd::Output(..) => Ok(None),
             _ => {
                 let desc = descriptor(state, fd as u32)?;
                 let stat = HostDescriptor::stat(view, borrow(&desc))?;
@@ -642,7 +682,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
             Some((stat, inode)) => put_filestat(&mut mem, out, &stat, inode),
             None => {
                 mem.bytes_mut(out, 64)?.fill(0);
-                mem.put_u8(out + 16, filetype::CHARACTER_DEVICE)
+                mem.put_u8(out + 16, filetype::UNKNOWN)
             }
         }
     });
@@ -783,7 +823,8 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
                 // A record that does not fit is cut: the caller sees a full buffer and asks again
                 // with a larger one, as the witx describes.
                 let n = (record.len() as u32).min(len - used);
-                mem.write(buf + used, &record[..n as usize])?;
+                let at = buf.checked_add(used).ok_or(P1Error::Errno(errno::FAULT))?;
+                mem.write(at, &record[..n as usize])?;
                 used += n;
             }
             mem.put_u32(out as u32, used)
@@ -1027,7 +1068,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
             [wasmtime::ValType::I32],
         );
         linker.func_new(MODULE, name, ty, |_caller, _params, results| {
-            results[0] = wasmtime::Val::I32(i32::from(errno::BADF));
+            results[0] = wasmtime::Val::I32(i32::from(errno::NOTSOCK));
             Ok(())
         })?;
     }
@@ -1149,7 +1190,7 @@ async fn write(view: &mut WasiCtxView<'_>, fd: u32, data: Vec<u8>) -> P1Result<u
         File(Resource<Descriptor>, u64),
     }
     let target = with_state(view, |state, view| match fd_entry(state, fd)? {
-        Fd::Output(stream) => Ok(Target::Stream(borrow(stream))),
+        Fd::Output(stream, _) => Ok(Target::Stream(borrow(stream))),
         Fd::File(file) => {
             let position = if file.append {
                 HostDescriptor::stat(view, borrow(&file.desc))?.size
@@ -1159,7 +1200,7 @@ async fn write(view: &mut WasiCtxView<'_>, fd: u32, data: Vec<u8>) -> P1Result<u
             Ok(Target::File(borrow(&file.desc), position))
         }
         Fd::Dir(_) => Err(P1Error::Errno(errno::ISDIR)),
-        Fd::Stdin(_) => Err(P1Error::Errno(errno::BADF)),
+        Fd::Stdin(..) => Err(P1Error::Errno(errno::BADF)),
     })?;
     match target {
         Target::Stream(stream) => {
@@ -1193,10 +1234,10 @@ async fn read(view: &mut WasiCtxView<'_>, fd: u32, len: usize) -> P1Result<Vec<u
         File(Resource<Descriptor>, u64),
     }
     let source = with_state(view, |state, _| match fd_entry(state, fd)? {
-        Fd::Stdin(stream) => Ok(Source::Stream(borrow(stream))),
+        Fd::Stdin(stream, _) => Ok(Source::Stream(borrow(stream))),
         Fd::File(file) => Ok(Source::File(borrow(&file.desc), file.position)),
         Fd::Dir(_) => Err(P1Error::Errno(errno::ISDIR)),
-        Fd::Output(_) => Err(P1Error::Errno(errno::BADF)),
+        Fd::Output(..) => Err(P1Error::Errno(errno::BADF)),
     })?;
     match source {
         Source::Stream(stream) => {
@@ -1251,10 +1292,16 @@ fn parse_subscriptions(mem: &Memory<'_>, input: u32, count: u32) -> P1Result<Vec
             let at = input
                 .checked_add(i.checked_mul(48).ok_or(P1Error::Errno(errno::FAULT))?)
                 .ok_or(P1Error::Errno(errno::FAULT))?;
+            // The whole record first: the field offsets below cannot wrap then.
+            mem.bytes(at, 48)?;
             let userdata = mem.u64(at)?;
             let kind = match mem.u8(at + 8)? {
                 abi::EVENTTYPE_CLOCK => {
                     let id = mem.u32(at + 16)?;
+                    if id != abi::CLOCK_REALTIME && id != abi::CLOCK_MONOTONIC {
+                        // As wasmtime: only the two clocks with timers can be waited on.
+                        return Err(P1Error::Errno(errno::INVAL));
+                    }
                     let timeout = mem.u64(at + 24)?;
                     let flags = mem.u16(at + 40)?;
                     let deadline = if flags & abi::SUBCLOCKFLAGS_ABSTIME != 0 {
@@ -1293,7 +1340,7 @@ async fn poll(view: &mut WasiCtxView<'_>, subscriptions: &[Subscription]) -> P1R
                 };
                 let stdin = with_state(view, |state, _| match state.fds.get(&fd) {
                     None => Ok(Err(errno::BADF)),
-                    Some(Fd::Stdin(stream)) if kind == abi::EVENTTYPE_FD_READ => {
+                    Some(Fd::Stdin(stream, _)) if kind == abi::EVENTTYPE_FD_READ => {
                         Ok(Ok(Some(borrow(stream))))
                     }
                     Some(_) => Ok(Ok(None)),
@@ -1318,42 +1365,43 @@ async fn poll(view: &mut WasiCtxView<'_>, subscriptions: &[Subscription]) -> P1R
     if !events.is_empty() {
         return Ok(events);
     }
-    let sleep = async {
-        match earliest {
-            Some(deadline) => {
-                let now = clock_now(abi::CLOCK_MONOTONIC).unwrap_or(deadline);
-                tokio::time::sleep(Duration::from_nanos(deadline.saturating_sub(now))).await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    let stdin_ready = async {
-        match stdin_waiters.first() {
-            Some((userdata, stream)) => {
-                if let Ok(stream) = view.table.get_mut(stream) {
-                    stream.ready().await;
+    // A wake-up before any deadline (the timer's granularity) waits again: preview1's
+    // callers (Rust's `thread::sleep`) expect at least one event.
+    while events.is_empty() {
+        let sleep = async {
+            match earliest {
+                Some(deadline) => {
+                    let now = clock_now(abi::CLOCK_MONOTONIC).unwrap_or(deadline);
+                    tokio::time::sleep(Duration::from_nanos(deadline.saturating_sub(now))).await;
                 }
-                Some(*userdata)
+                None => std::future::pending::<()>().await,
             }
-            None => std::future::pending::<Option<u64>>().await,
-        }
-    };
-    tokio::select! {
-        ready = stdin_ready => {
-            let userdata = ready.unwrap_or(0);
-            for (data, _) in &stdin_waiters {
-                if *data == userdata {
-                    events.push(Event { userdata, error: errno::SUCCESS, kind: abi::EVENTTYPE_FD_READ });
+        };
+        let stdin_ready = async {
+            match stdin_waiters.first() {
+                Some((_, stream)) => {
+                    if let Ok(stream) = view.table.get_mut(stream) {
+                        stream.ready().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = stdin_ready => {
+                // Every stdin subscription is about the same stream.
+                for (userdata, _) in &stdin_waiters {
+                    events.push(Event { userdata: *userdata, error: errno::SUCCESS, kind: abi::EVENTTYPE_FD_READ });
                 }
             }
-        }
-        () = sleep => {
-            let now = clock_now(abi::CLOCK_MONOTONIC)?;
-            for sub in subscriptions {
-                if let SubscriptionKind::Clock(deadline) = sub.kind
-                    && deadline <= now
-                {
-                    events.push(Event { userdata: sub.userdata, error: errno::SUCCESS, kind: abi::EVENTTYPE_CLOCK });
+            () = sleep => {
+                let now = clock_now(abi::CLOCK_MONOTONIC)?;
+                for sub in subscriptions {
+                    if let SubscriptionKind::Clock(deadline) = sub.kind
+                        && deadline <= now
+                    {
+                        events.push(Event { userdata: sub.userdata, error: errno::SUCCESS, kind: abi::EVENTTYPE_CLOCK });
+                    }
                 }
             }
         }
