@@ -124,8 +124,6 @@ pub mod rights {
         | FD_FILESTAT_SET_SIZE
         | FD_FILESTAT_SET_TIMES
         | POLL_FD_READWRITE;
-    /// What the stdio descriptors have.
-    pub const STDIO: u64 = FD_READ | FD_WRITE | FD_FILESTAT_GET | POLL_FD_READWRITE;
 }
 
 /// The guest's linear memory. Every access is bounds-checked: a pointer or length outside

@@ -151,7 +151,6 @@ fn borrow<T: 'static>(resource: &Resource<T>) -> Resource<T> {
 
 /// The preview1 descriptor table of one instance, created at its first preview1 call:
 /// 0, 1, 2 are stdio, the preopens follow from 3.
-#[derive(Default)]
 pub(crate) struct P1State {
     fds: BTreeMap<u32, Fd>,
 }
