@@ -1,5 +1,7 @@
-//! `weir run`: runs a `wasi:cli/command` component, accepting `wasmtime run`'s flags.
+//! `weir run`: runs a `wasi:cli/command` component or a WASI preview1 core module, accepting
+//! `wasmtime run`'s flags; `weir compile`: precompiles one, as `wasmtime compile`.
 
+mod invoke;
 mod options;
 
 use std::path::PathBuf;
@@ -21,11 +23,28 @@ const TRAP_EXIT_STATUS: u8 = 134;
 #[command(
     name = "weir",
     version,
-    about = "A WASI 0.2 host for Wasmtime components"
+    about = "A WASI host for Wasmtime: runs WASI 0.2 components and preview1 modules"
 )]
 enum Cli {
-    /// Run a WASI command component (`wasi:cli/command`).
+    /// Run a WASI command component (`wasi:cli/command`) or a WASI preview1 core module.
     Run(RunArgs),
+    /// Compile a component or module to native code (`.cwasm`), for `run --allow-precompiled`.
+    Compile(CompileArgs),
+}
+
+#[derive(clap::Args)]
+struct CompileArgs {
+    /// wasmtime's `-O`, `-C`, `-D`, `-W` options; `run` must be given the same ones.
+    #[command(flatten)]
+    common: wasmtime_cli_flags::CommonOptions,
+
+    /// Where to write the compiled code (default: the input's name with `.cwasm`).
+    #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
+    output: Option<PathBuf>,
+
+    /// The component or core module to compile (binary or WAT).
+    #[arg(value_name = "WASM")]
+    input: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -67,9 +86,15 @@ struct RunArgs {
     #[arg(long)]
     stats: bool,
 
-    /// Call an exported function instead of `wasi:cli/run` (not supported yet).
+    /// Call an export instead of the entry point: `'name(arg, …)'` in WAVE syntax for a
+    /// component; `name` (with one ARG per parameter) for a core module.
     #[arg(long, value_name = "FUNCTION")]
     invoke: Option<String>,
+
+    /// Allow running precompiled code (`.cwasm` from `weir compile`): it is native code,
+    /// trusted without validation, so only pass files you trust.
+    #[arg(long)]
+    allow_precompiled: bool,
 
     /// The component or WASI preview1 core module to run.
     #[arg(value_name = "WASM")]
@@ -117,10 +142,12 @@ fn raise_open_file_limit() {
 /// when the first argument is neither a subcommand nor a top-level flag, `run` is implied.
 fn with_implicit_run(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut args: Vec<_> = args.collect();
-    let explicit = args
-        .get(1)
-        .and_then(|a| a.to_str())
-        .is_none_or(|first| matches!(first, "run" | "help" | "-h" | "--help" | "-V" | "--version"));
+    let explicit = args.get(1).and_then(|a| a.to_str()).is_none_or(|first| {
+        matches!(
+            first,
+            "run" | "compile" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
+    });
     if !explicit {
         args.insert(1, "run".into());
     }
@@ -128,7 +155,18 @@ fn with_implicit_run(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std:
 }
 
 fn main() -> ExitCode {
-    let Cli::Run(args) = Cli::parse_from(with_implicit_run(std::env::args_os()));
+    let args = match Cli::parse_from(with_implicit_run(std::env::args_os())) {
+        Cli::Run(args) => args,
+        Cli::Compile(args) => {
+            return match compile(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("Error: {error:?}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+    };
     raise_open_file_limit();
     let status = match run(args) {
         Ok(status) => status,
@@ -241,42 +279,46 @@ enum Program {
     Module(wasmtime::Module, wasmtime::Linker<Host>),
 }
 
-/// Whether `bytes` are a core module's binary (rather than a component's or WAT text): the
-/// header's version field says which.
-fn is_core_module(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+/// `weir compile`: writes the native code of a component or module.
+fn compile(mut args: CompileArgs) -> Result<()> {
+    let config = options::engine_config(&mut args.common)?;
+    let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+    let program = weir::program::Program::from_file(&engine, &args.input, false)
+        .map_err(anyhow::Error::from)?;
+    let output = args
+        .output
+        .unwrap_or_else(|| args.input.with_extension("cwasm"));
+    let code = program.serialize().map_err(anyhow::Error::from)?;
+    std::fs::write(&output, code).with_context(|| format!("cannot write `{}`", output.display()))
 }
 
 fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
-    let path = &args.component;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let trap_unknown = args.common.wasm.unknown_imports_trap == Some(true);
-    if is_core_module(&bytes) {
-        let module = wasmtime::Module::new(engine, &bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot load module `{}`", path.display()))?;
-        check_module_imports(&module, trap_unknown)?;
-        let mut linker = wasmtime::Linker::<Host>::new(engine);
-        weir::p1::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        if let Some(allow) = args.common.wasm.unknown_exports_allow {
-            linker.allow_unknown_exports(allow);
+    let loaded = weir::program::Program::from_file(engine, &args.component, args.allow_precompiled)
+        .map_err(anyhow::Error::from)?;
+    let component = match loaded {
+        weir::program::Program::Component(component) => component,
+        weir::program::Program::Module(module) => {
+            check_module_imports(&module, trap_unknown)?;
+            let mut linker = wasmtime::Linker::<Host>::new(engine);
+            weir::p1::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+            if let Some(allow) = args.common.wasm.unknown_exports_allow {
+                linker.allow_unknown_exports(allow);
+            }
+            if trap_unknown {
+                linker
+                    .define_unknown_imports_as_traps(&module)
+                    .map_err(anyhow::Error::from)?;
+            }
+            return Ok(Program::Module(module, linker));
         }
-        if trap_unknown {
-            linker
-                .define_unknown_imports_as_traps(&module)
-                .map_err(anyhow::Error::from)?;
-        }
-        return Ok(Program::Module(module, linker));
-    }
+    };
     if args.common.wasm.unknown_exports_allow == Some(true) {
         anyhow::bail!(
             "-W unknown-exports-allow: not supported with components (as in wasmtime); it \
              applies to core modules"
         );
     }
-    let component = Component::new(engine, &bytes)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot load component `{}`", path.display()))?;
     refuse_wasi_0_3(engine, &component)?;
     let mut linker = Linker::<Host>::new(engine);
     weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
@@ -336,12 +378,6 @@ fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
 const TCP_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn run(mut args: RunArgs) -> Result<u8> {
-    if let Some(function) = &args.invoke {
-        anyhow::bail!(
-            "--invoke {function}: invoking arbitrary exports is not supported yet; \
-             weir runs `wasi:cli/run`"
-        );
-    }
     let config = options::engine_config(&mut args.common)?;
     // `-D logging=n` turns logging off, as in wasmtime; otherwise WEIR_LOG filters it.
     if args.common.debug.logging != Some(false) {
@@ -395,12 +431,32 @@ fn run(mut args: RunArgs) -> Result<u8> {
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
         let run = async {
-            match &program {
-                Program::Component(component, linker) => {
+            match (&program, &args.invoke) {
+                (Program::Component(component, linker), None) => {
                     weir::command::run_async(&mut store, linker, component).await
                 }
-                Program::Module(module, linker) => {
-                    weir::command::run_module_async(&mut store, linker, module).await
+                (Program::Component(component, linker), Some(call)) => {
+                    let call = invoke::call_component_export(&mut store, linker, component, call);
+                    let printed = call.await.map_err(wasmtime::Error::from_anyhow);
+                    weir::command::exit_outcome(printed.map(|line| {
+                        weir::io::stdio::flush_stdio();
+                        println!("{line}");
+                    }))
+                }
+                (Program::Module(module, linker), invoke) => {
+                    let call = invoke::run_core_module(
+                        &mut store,
+                        linker,
+                        module,
+                        invoke.as_deref(),
+                        if invoke.is_some() { &args.args } else { &[] },
+                    );
+                    weir::command::exit_outcome(call.await.map(|lines| {
+                        weir::io::stdio::flush_stdio();
+                        for line in lines {
+                            println!("{line}");
+                        }
+                    }))
                 }
             }
         };

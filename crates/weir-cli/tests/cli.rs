@@ -136,10 +136,281 @@ fn bad_flags_and_files_are_named_in_the_error() {
     let out = run(weir().args(["run", "--invoke", "foo()"]).arg(&hello));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("--invoke"),
+        text(&out.stderr).contains("the component exports no function named `foo`"),
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn what_is_not_webassembly_gets_a_one_line_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, b"").unwrap();
+    let prose = dir.path().join("notes.txt");
+    std::fs::write(&prose, "hello, this is not wat\n").unwrap();
+    let elf = dir.path().join("program");
+    std::fs::write(&elf, b"\x7fELF\x02\x01\x01\0\0\0\0\0\xff\xfe").unwrap();
+    let expected = "expected a WebAssembly component or module";
+    for (path, what) in [
+        (&empty, "is empty"),
+        (&prose, "is text but not WAT"),
+        (&elf, "is not WebAssembly (no `\\0asm` header)"),
+        (&dir.path().to_path_buf(), "is a directory"),
+    ] {
+        // (A backtrace is printed only when asked for with RUST_BACKTRACE.)
+        let out = run(weir()
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .arg("run")
+            .arg(path));
+        assert_eq!(out.status.code(), Some(1), "{path:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{path:?}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("`{}` {what}", path.display())) && stderr.contains(expected),
+            "{path:?}: {stderr}"
+        );
+    }
+}
+
+/// A component exporting functions with number, string, list and record parameters, and an
+/// interface, written in WAT over its WIT.
+fn invokable_component(dir: &Path) -> PathBuf {
+    let world = r#"package weir:invoke-test;
+world guest {
+  record point { x: s32, y: s32 }
+  export add: func(a: u32, b: u32) -> u32;
+  export echo: func(text: string) -> string;
+  export sum: func(values: list<u32>) -> u64;
+  export manhattan: func(p: point) -> s32;
+  export tools: interface {
+    double: func(x: u32) -> u32;
+  }
+}"#;
+    let wat = r#"(module
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 0x1000))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $at i32)
+    (local.set $at (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get 3)))
+    (local.get $at))
+  (func (export "add") (param i32 i32) (result i32)
+    (i32.add (local.get 0) (local.get 1)))
+  (func (export "echo") (param i32 i32) (result i32)
+    (i32.store (i32.const 8) (local.get 0))
+    (i32.store (i32.const 12) (local.get 1))
+    (i32.const 8))
+  (func (export "sum") (param $ptr i32) (param $len i32) (result i64)
+    (local $total i64)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $len)))
+        (local.set $total
+          (i64.add (local.get $total) (i64.extend_i32_u (i32.load (local.get $ptr)))))
+        (local.set $ptr (i32.add (local.get $ptr) (i32.const 4)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+        (br $next)))
+    (local.get $total))
+  (func $abs (param i32) (result i32)
+    (select (i32.sub (i32.const 0) (local.get 0)) (local.get 0)
+      (i32.lt_s (local.get 0) (i32.const 0))))
+  (func (export "manhattan") (param i32 i32) (result i32)
+    (i32.add (call $abs (local.get 0)) (call $abs (local.get 1))))
+  (func (export "tools#double") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2))))"#;
+    let path = dir.join("invokable.wasm");
+    std::fs::write(&path, weir_test_guests::wat_guest(world, wat).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn invoke_calls_a_component_export_with_wave_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = invokable_component(dir.path());
+    for (call, printed) in [
+        ("add(2, 40)", "42"),
+        ("echo(\"héllo, \\\"world\\\"\")", "\"héllo, \\\"world\\\"\""),
+        ("sum([1, 2, 4294967295])", "4294967298"),
+        ("manhattan({x: -3, y: 4})", "7"),
+        ("double(21)", "42"),
+        ("tools.double(5)", "10"),
+    ] {
+        let out = run(weir().args(["run", "--invoke", call]).arg(&component));
+        assert!(out.status.success(), "{call}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{printed}\n"), "{call}");
+    }
+    for (call, error) in [
+        (
+            "add(1)",
+            "the arguments of --invoke `add(1)` do not fit `add`",
+        ),
+        ("add(1, \"x\")", "do not fit `add`"),
+        (
+            "missing()",
+            "the component exports no function named `missing`",
+        ),
+        ("tools.missing()", "no function named `tools.missing`"),
+        ("add(", "cannot parse --invoke `add(`"),
+    ] {
+        let out = run(weir().args(["run", "--invoke", call]).arg(&component));
+        assert_eq!(out.status.code(), Some(1), "{call}");
+        assert!(
+            text(&out.stderr).contains(error),
+            "{call}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{call}");
+    }
+}
+
+/// A core module exporting functions to invoke, and `_initialize`.
+fn invokable_module(dir: &Path) -> PathBuf {
+    let path = dir.join("lib.wat");
+    std::fs::write(
+        &path,
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (global $base (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $base (i32.const 100)))
+  (func (export "plus_base") (param i32) (result i32)
+    (i32.add (global.get $base) (local.get 0)))
+  (func (export "mix") (param i64 f32 f64) (result i64 f32 f64)
+    (local.get 0) (local.get 1) (local.get 2))
+  (func (export "quit") (param i32) (call $exit (local.get 0)))
+  (func (export "spin") (loop $forever (br $forever))))"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn invoke_calls_a_core_export_after_initialize() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = invokable_module(dir.path());
+    let out = run(weir()
+        .args(["run", "--invoke", "plus_base"])
+        .arg(&module)
+        .arg("0x10"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "116\n", "_initialize ran first");
+    let out = run(weir().args(["run", "--invoke", "mix"]).arg(&module).args([
+        "-9000000000",
+        "1.5",
+        "-0.25",
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "-9000000000\n1.5\n-0.25\n");
+    let out = run(weir()
+        .args(["run", "--invoke", "quit"])
+        .arg(&module)
+        .arg("9"));
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "proc_exit from an invoked export"
+    );
+    for (args, error) in [
+        (
+            &["plus_base"][..],
+            "`plus_base` takes 1 argument(s) (i32), 0 given",
+        ),
+        (&["plus_base", "ten"], "argument `ten` is not a valid i32"),
+        (&["nope"], "the module exports no function named `nope`"),
+    ] {
+        let out = run(weir()
+            .args(["run", "--invoke", args[0]])
+            .arg(&module)
+            .args(&args[1..]));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(error),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A module with neither `_start` nor --invoke only initializes, as in wasmtime.
+    let out = run(weir().arg("run").arg(&module));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    // -W timeout=100ms stops an infinite loop in a core module.
+    let started = std::time::Instant::now();
+    let out = run(weir()
+        .args(["run", "-W", "timeout=100ms", "--invoke", "spin"])
+        .arg(&module));
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out after 100ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn compile_then_run_precompiled_components_and_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    for (source, args, expected) in [
+        (
+            root().join("examples/hello.wasm"),
+            &["Ada"][..],
+            "Hello, Ada!",
+        ),
+        (
+            root().join("examples/hello-p1.wasm"),
+            &["Bo"][..],
+            "Hello, Bo!",
+        ),
+    ] {
+        let copy = dir.path().join(source.file_name().unwrap());
+        std::fs::copy(&source, &copy).unwrap();
+        let out = run(weir().arg("compile").arg(&copy));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let compiled = copy.with_extension("cwasm");
+        assert!(compiled.exists(), "default output is FILE.cwasm");
+
+        let out = run(weir().arg("run").arg(&compiled).args(args));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("requires the `--allow-precompiled` flag"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = run(weir()
+            .args(["run", "--allow-precompiled"])
+            .arg(&compiled)
+            .args(args));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with(expected),
+            "{}",
+            text(&out.stdout)
+        );
+
+        // Code compiled with other engine options is refused with a clear error.
+        let other = dir.path().join("other.cwasm");
+        let out = run(weir()
+            .args(["compile", "-W", "timeout=1s", "-o"])
+            .arg(&other)
+            .arg(&copy));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = run(weir().args(["run", "--allow-precompiled"]).arg(&other));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("cannot load precompiled"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(weir().arg("compile").arg(dir.path().join("missing.wasm")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("missing.wasm"));
 }
 
 #[test]

@@ -103,14 +103,40 @@ pub async fn run_module_async<T: Send + 'static>(
     module: &wasmtime::Module,
 ) -> wasmtime::Result<Outcome> {
     let instance = linker.instantiate_async(&mut *store, module).await?;
-    let start = instance
+    let start = start_func(&mut *store, &instance)?;
+    exit_outcome(start.call_async(&mut *store, ()).await)
+}
+
+/// Instantiates a preview1 command module (linked with [`crate::p1::add_to_linker_sync`])
+/// and runs it, on an engine without async support; see [`run_module_async`].
+pub fn run_module_sync<T: 'static>(
+    store: &mut Store<T>,
+    linker: &wasmtime::Linker<T>,
+    module: &wasmtime::Module,
+) -> wasmtime::Result<Outcome> {
+    let instance = linker.instantiate(&mut *store, module)?;
+    let start = start_func(&mut *store, &instance)?;
+    exit_outcome(start.call(&mut *store, ()))
+}
+
+fn start_func<T: 'static>(
+    store: &mut Store<T>,
+    instance: &wasmtime::Instance,
+) -> wasmtime::Result<wasmtime::TypedFunc<(), ()>> {
+    instance
         .get_typed_func::<(), ()>(&mut *store, "_start")
         .map_err(|_| {
             wasmtime::format_err!(
                 "the module exports no `_start` function (it is not a WASI command module)"
             )
-        })?;
-    match start.call_async(&mut *store, ()).await {
+        })
+}
+
+/// The outcome of a call into a guest that returns nothing (`_start`, an invoked export):
+/// `Ok` is [`Outcome::Success`], an [`I32Exit`] is [`Outcome::Exit`] (0 is success), and any
+/// other error (a trap) stays an error.
+pub fn exit_outcome(result: wasmtime::Result<()>) -> wasmtime::Result<Outcome> {
+    match result {
         Ok(()) => Ok(Outcome::Success),
         Err(error) => match error.downcast_ref::<I32Exit>() {
             Some(exit) => Ok(match exit.0 {

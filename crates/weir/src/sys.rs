@@ -1,6 +1,6 @@
 //! Operating-system specifics of the socket implementation (Linux): the one place where
 //! socket errors become `wasi:sockets` error codes, and the few socket calls no safe crate
-//! offers.
+//! offers. Also the crate's only other `unsafe` call: loading precompiled native code.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -264,6 +264,26 @@ pub(crate) fn resolve_host(name: &str) -> Result<Vec<std::net::IpAddr>, ErrorCod
     // reference into it outlives this point.
     unsafe { libc::freeaddrinfo(list) };
     Ok(addresses)
+}
+
+/// Loads a module Wasmtime precompiled (`Module::serialize`, `wasmtime compile`).
+pub(crate) fn deserialize_module(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+) -> wasmtime::Result<wasmtime::Module> {
+    // SAFETY: the caller loads only bytes the user marked as trusted precompiled code
+    // (`--allow-precompiled`); Wasmtime checks the header, version and engine configuration,
+    // and trusts the machine code itself, which is what the user vouched for.
+    unsafe { wasmtime::Module::deserialize(engine, bytes) }
+}
+
+/// Loads a component Wasmtime precompiled (`Component::serialize`, `wasmtime compile`).
+pub(crate) fn deserialize_component(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: as in `deserialize_module`: only bytes the user marked as trusted.
+    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
 }
 
 #[cfg(test)]

@@ -441,7 +441,46 @@ macro_rules! sync_fn {
 
 /// Adds `wasi_snapshot_preview1` to a core-module [`Linker`], for engines with async support
 /// (reads from stdin, writes to stdout and `poll_oneoff` wait without blocking the thread).
-pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+/// Run the module with [`crate::command::run_module_async`].
+///
+/// ```no_run
+/// # struct State { wasi: weir::WasiCtx, table: wasmtime::component::ResourceTable }
+/// # impl weir::WasiView for State {
+/// #     fn wasi(&mut self) -> weir::WasiCtxView<'_> {
+/// #         weir::WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+/// #     }
+/// # }
+/// # async fn run() -> wasmtime::Result<()> {
+/// let engine = wasmtime::Engine::default();
+/// let mut linker = wasmtime::Linker::<State>::new(&engine);
+/// weir::p1::add_to_linker_async(&mut linker)?;
+/// let wasi = weir::WasiCtxBuilder::new().inherit_stdio().arg("hello").build();
+/// let table = wasmtime::component::ResourceTable::new();
+/// let mut store = wasmtime::Store::new(&engine, State { wasi, table });
+/// let module = wasmtime::Module::from_file(&engine, "examples/hello-p1.wasm")?;
+/// let outcome = weir::command::run_module_async(&mut store, &linker, &module).await?;
+/// println!("exit status {}", outcome.exit_code());
+/// # Ok(()) }
+/// ```
+pub fn add_to_linker_async<T: WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    add_functions(linker, false)
+}
+
+/// Adds `wasi_snapshot_preview1` to a core-module [`Linker`], for engines without async
+/// support: a call that waits (stdin, stdout, `poll_oneoff`) blocks the calling thread. Run
+/// the module with [`crate::command::run_module_sync`].
+pub fn add_to_linker_sync<T: WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    add_functions(linker, true)
+}
+
+fn add_functions<T: WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+    blocking: bool,
+) -> wasmtime::Result<()> {
     sync_fn!(linker, "args_get", |mem, view, argv: i32, buf: i32| {
         put_strings(&mut mem, argv as u32, buf as u32, &view.ctx.args)
     });
@@ -1072,7 +1111,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
         })?;
     }
 
-    add_waiting_functions(linker)
+    add_waiting_functions(linker, blocking)
 }
 
 /// Every entry of a directory, `.` and `..` first, as `(name, filetype, inode)`.
@@ -1106,79 +1145,90 @@ fn read_dir(
     Ok(entries)
 }
 
-/// `fd_read`, `fd_write` and `poll_oneoff`: they may wait on stdin, stdout or a clock.
-fn add_waiting_functions<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.func_wrap_async(
-        MODULE,
-        "fd_write",
-        |mut caller: Caller<'_, T>, (fd, iovs, count, out): (i32, i32, i32, i32)| {
-            Box::new(async move {
-                let result: P1Result<()> = async {
-                    let data = memory(&mut caller)?.0.gather(iovs as u32, count as u32)?;
-                    let written = {
-                        let view = &mut caller.data_mut().wasi();
-                        write(view, fd as u32, data).await?
-                    };
-                    memory(&mut caller)?.0.put_u32(out as u32, written as u32)
-                }
-                .await;
-                finish(result)
-            })
-        },
-    )?;
-    linker.func_wrap_async(
-        MODULE,
-        "fd_read",
-        |mut caller: Caller<'_, T>, (fd, iovs, count, out): (i32, i32, i32, i32)| {
-            Box::new(async move {
-                let result: P1Result<()> = async {
-                    let iovs = memory(&mut caller)?.0.iovecs(iovs as u32, count as u32)?;
-                    let len = abi::total_len(&iovs, MAX_READ_BYTES);
-                    let data = {
-                        let view = &mut caller.data_mut().wasi();
-                        read(view, fd as u32, len).await?
-                    };
-                    let mut mem = memory(&mut caller)?.0;
-                    let n = mem.scatter(&iovs, &data)?;
-                    mem.put_u32(out as u32, n as u32)
-                }
-                .await;
-                finish(result)
-            })
-        },
-    )?;
-    linker.func_wrap_async(
-        MODULE,
-        "poll_oneoff",
-        |mut caller: Caller<'_, T>, (input, output, count, out): (i32, i32, i32, i32)| {
-            Box::new(async move {
-                let result: P1Result<()> = async {
-                    let subscriptions = {
-                        let mem = memory(&mut caller)?.0;
-                        parse_subscriptions(&mem, input as u32, count as u32)?
-                    };
-                    let events = {
-                        let view = &mut caller.data_mut().wasi();
-                        poll(view, &subscriptions).await?
-                    };
-                    let mut mem = memory(&mut caller)?.0;
-                    for (i, event) in events.iter().enumerate() {
-                        let at = (output as u32)
-                            .checked_add(32 * i as u32)
-                            .ok_or(P1Error::Errno(errno::FAULT))?;
-                        mem.bytes_mut(at, 32)?.fill(0);
-                        mem.put_u64(at, event.userdata)?;
-                        mem.put_u16(at + 8, event.error)?;
-                        mem.put_u8(at + 10, event.kind)?;
-                    }
-                    mem.put_u32(out as u32, events.len() as u32)
-                }
-                .await;
-                finish(result)
-            })
-        },
-    )?;
+/// `fd_read`, `fd_write` and `poll_oneoff`: they may wait on stdin, stdout or a clock. With
+/// `blocking`, each waits on the calling thread (engines without async support).
+fn add_waiting_functions<T: WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+    blocking: bool,
+) -> wasmtime::Result<()> {
+    type Args = (i32, i32, i32, i32);
+    macro_rules! waiting_fn {
+        ($name:literal, $body:ident) => {
+            if blocking {
+                linker.func_wrap(
+                    MODULE,
+                    $name,
+                    |mut caller: Caller<'_, T>, a: i32, b: i32, c: i32, d: i32| {
+                        finish(crate::sync::block_on($body(&mut caller, (a, b, c, d))))
+                    },
+                )?;
+            } else {
+                linker.func_wrap_async(
+                    MODULE,
+                    $name,
+                    |mut caller: Caller<'_, T>, args: Args| {
+                        Box::new(async move { finish($body(&mut caller, args).await) })
+                    },
+                )?;
+            }
+        };
+    }
+    waiting_fn!("fd_write", fd_write);
+    waiting_fn!("fd_read", fd_read);
+    waiting_fn!("poll_oneoff", poll_oneoff);
     Ok(())
+}
+
+async fn fd_write<T: WasiView>(
+    caller: &mut Caller<'_, T>,
+    (fd, iovs, count, out): (i32, i32, i32, i32),
+) -> P1Result<()> {
+    let data = memory(caller)?.0.gather(iovs as u32, count as u32)?;
+    let written = {
+        let view = &mut caller.data_mut().wasi();
+        write(view, fd as u32, data).await?
+    };
+    memory(caller)?.0.put_u32(out as u32, written as u32)
+}
+
+async fn fd_read<T: WasiView>(
+    caller: &mut Caller<'_, T>,
+    (fd, iovs, count, out): (i32, i32, i32, i32),
+) -> P1Result<()> {
+    let iovs = memory(caller)?.0.iovecs(iovs as u32, count as u32)?;
+    let len = abi::total_len(&iovs, MAX_READ_BYTES);
+    let data = {
+        let view = &mut caller.data_mut().wasi();
+        read(view, fd as u32, len).await?
+    };
+    let mut mem = memory(caller)?.0;
+    let n = mem.scatter(&iovs, &data)?;
+    mem.put_u32(out as u32, n as u32)
+}
+
+async fn poll_oneoff<T: WasiView>(
+    caller: &mut Caller<'_, T>,
+    (input, output, count, out): (i32, i32, i32, i32),
+) -> P1Result<()> {
+    let subscriptions = {
+        let mem = memory(caller)?.0;
+        parse_subscriptions(&mem, input as u32, count as u32)?
+    };
+    let events = {
+        let view = &mut caller.data_mut().wasi();
+        poll(view, &subscriptions).await?
+    };
+    let mut mem = memory(caller)?.0;
+    for (i, event) in events.iter().enumerate() {
+        let at = (output as u32)
+            .checked_add(32 * i as u32)
+            .ok_or(P1Error::Errno(errno::FAULT))?;
+        mem.bytes_mut(at, 32)?.fill(0);
+        mem.put_u64(at, event.userdata)?;
+        mem.put_u16(at + 8, event.error)?;
+        mem.put_u8(at + 10, event.kind)?;
+    }
+    mem.put_u32(out as u32, events.len() as u32)
 }
 
 /// `fd_write`: stdout/stderr through Weir's stream (waiting for permits, never flushing);
