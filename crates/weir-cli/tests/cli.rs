@@ -1214,3 +1214,233 @@ fn weir_file_is_weir_run_file_and_version_prints() {
         text(&out.stdout)
     );
 }
+
+/// A C guest (clang-16 + wasi-libc): a preview1 core module, as `scripts/build-guests.sh`
+/// leaves it.
+fn c_guest(name: &str) -> PathBuf {
+    let path = root().join(format!("guests/c/target/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "C guest `{name}` is not built ({}): run scripts/build-guests.sh",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn c_guest_stdio_args_env_and_return_status() {
+    let out = run(weir()
+        .args(["run", "--env", "GREETING=hi", "--argv0", "c_hello"])
+        .arg(c_guest("c_hello"))
+        .args(["a", "b c"]));
+    // `return 7` from main is proc_exit(7).
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "hello from C\nargc=3\nargv[0]=c_hello\nargv[1]=a\nargv[2]=b c\nGREETING=hi\n"
+    );
+    assert_eq!(text(&out.stderr), "to stderr\n");
+
+    // The host's environment is not inherited unless asked for; argv[0] is the path as given.
+    let guest = c_guest("c_hello");
+    let out = run(weir().env("GREETING", "host").arg("run").arg(&guest));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "hello from C\nargc=1\nargv[0]={}\nGREETING=(unset)\n",
+            guest.display()
+        )
+    );
+    let out = run(weir()
+        .env("GREETING", "host")
+        .args(["run", "--env", "GREETING", "--argv0", "c_hello"])
+        .arg(&guest));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "hello from C\nargc=1\nargv[0]=c_hello\nGREETING=host\n"
+    );
+}
+
+#[test]
+fn c_guest_exit_status_is_the_process_exit_status() {
+    for status in [0, 3, 255] {
+        let out = run(weir()
+            .arg("run")
+            .arg(c_guest("c_exit"))
+            .arg(status.to_string()));
+        assert_eq!(out.status.code(), Some(status), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(text(&out.stderr), "");
+    }
+}
+
+#[test]
+fn c_guest_files_under_a_preopen_and_escapes_refused() {
+    // tmp/data is the preopen; tmp/outside is next to it, reachable on the host both as
+    // `data/../outside` and through the symlink data/outside.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("outside")).unwrap();
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::/data", data.display()))
+        .arg(c_guest("c_files"))
+        .args([
+            "/data",
+            "../outside/secret.txt",
+            "/data/../outside/secret.txt",
+            "/data/outside/secret.txt",
+            "/data/outside",
+        ]));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Leaving the preopen is `perm` (63) from the host for `..` and symlinks, as in wasmtime;
+    // /etc/passwd is refused by wasi-libc itself with `notcapable` (no preopen holds it).
+    let refused = "refused: errno 63 (Operation not permitted)";
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "read a.txt: 11 bytes: hello file\\n\n\
+             fopen missing.txt: No such file or directory\n\
+             mkdir sub again: File exists\n\
+             stat sub/b.txt: size 11, regular file\n\
+             read kept.txt: 10 bytes: kept\\nmore\\n\n\
+             list .: . .. kept.txt outside sub\n\
+             list sub: . .. b.txt\n\
+             rmdir sub (not empty): Directory not empty\n\
+             list .: . .. kept.txt outside\n\
+             open ../outside: {refused}\n\
+             open /data/../outside: {refused}\n\
+             open /etc/passwd: refused: errno 76 (Capabilities insufficient)\n\
+             open ../outside/secret.txt: {refused}\n\
+             open /data/../outside/secret.txt: {refused}\n\
+             open /data/outside/secret.txt: {refused}\n\
+             open /data/outside: {refused}\n\
+             done\n"
+        )
+    );
+    assert_eq!(text(&out.stderr), "");
+
+    // On the host: a.txt was renamed into sub, then both removed; kept.txt was written then
+    // appended to; the symlink and everything outside are untouched.
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(data.as_path()), ["kept.txt", "outside"]);
+    assert_eq!(
+        std::fs::read_to_string(data.join("kept.txt")).unwrap(),
+        "kept\nmore\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(data.join("outside"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(names(outside.as_path()), ["secret.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret.txt")).unwrap(),
+        "secret"
+    );
+    assert_eq!(names(tmp.path()), ["data", "outside"]);
+
+    // Under --dir-ro the first fopen for writing fails and nothing is created.
+    let data = tempfile::tempdir().unwrap();
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir-ro")
+        .arg(format!("{}::/data", data.path().display()))
+        .arg(c_guest("c_files"))
+        .arg("/data"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "FAILED fopen for writing: Operation not permitted\n"
+    );
+    assert!(names(data.path()).is_empty());
+}
+
+#[test]
+fn c_guest_holds_10000_files_open_then_gets_emfile() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let many_open = |n: &str| {
+        let mut cmd = weir();
+        cmd.arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/data", dir.path().display()))
+            .arg(c_guest("c_many_open"))
+            .args(["/data", n]);
+        cmd
+    };
+    // "opened N\nthen failed after MORE more: errno 33 (...)\n": MORE, checked to leave
+    // between 4 (stdio and the preopen) and 64 descriptors of the limit to weir itself.
+    let more_until = |out: &Output, opened: u64, limit: u64| {
+        let stdout = text(&out.stdout);
+        let more: u64 = stdout
+            .strip_prefix(&format!("opened {opened}\nthen failed after "))
+            .and_then(|rest| rest.strip_suffix(" more: errno 33 (No file descriptors available)\n"))
+            .and_then(|more| more.parse().ok())
+            .unwrap_or_else(|| panic!("{stdout}{}", text(&out.stderr)));
+        let held = opened + more;
+        assert!(
+            held + 4 <= limit && held + 64 >= limit,
+            "{held} files held under a limit of {limit}"
+        );
+    };
+
+    // weir runs with its soft RLIMIT_NOFILE raised to the hard limit (20,000 on this
+    // project's machines), as in preview1_holds_10000_files_open_at_once.
+    let out = run(&mut many_open("10000"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hard = getrlimit(Resource::Nofile)
+        .maximum
+        .expect("a finite RLIMIT_NOFILE");
+    more_until(&out, 10000, hard);
+
+    // Under a low limit: soft 64, hard 256. weir raises the soft limit, so 100 files open;
+    // past 256 every open is `mfile` (EMFILE, which wasi-libc's strerror words this way).
+    let low = Rlimit {
+        current: Some(64),
+        maximum: Some(256),
+    };
+    let with_low_limit = |mut cmd: Command| {
+        // SAFETY: the closure runs in the forked child before exec and only makes the
+        // setrlimit system call, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || setrlimit(Resource::Nofile, low).map_err(Into::into));
+        }
+        cmd
+    };
+    let out = run(&mut with_low_limit(many_open("100")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    more_until(&out, 100, 256);
+
+    let out = run(&mut with_low_limit(many_open("300")));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let stopped: u64 = stdout
+        .strip_prefix("stopped after ")
+        .and_then(|rest| rest.strip_suffix(": errno 33 (No file descriptors available)\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}{}", text(&out.stderr)));
+    assert!((192..=252).contains(&stopped), "{stdout}");
+}

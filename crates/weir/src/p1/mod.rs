@@ -113,8 +113,9 @@ fn errno_from_fs(code: ErrorCode) -> u16 {
         E::NoTty => errno::NOTTY,
         E::NoSuchDevice => errno::NXIO,
         E::Overflow => errno::OVERFLOW,
-        // A path that would leave the sandbox: preview1's "not capable".
-        E::NotPermitted => errno::NOTCAPABLE,
+        // A path that would leave the sandbox, or a write through a read-only preopen: `perm`,
+        // as wasmtime reports it (rights missing from a descriptor stay `notcapable`).
+        E::NotPermitted => errno::PERM,
         E::Pipe => errno::PIPE,
         E::ReadOnly => errno::ROFS,
         E::InvalidSeek => errno::SPIPE,
@@ -1467,7 +1468,7 @@ mod tests {
         assert_eq!(errno_from_fs(ErrorCode::NoEntry), errno::NOENT);
         assert_eq!(errno_from_fs(ErrorCode::NotEmpty), errno::NOTEMPTY);
         assert_eq!(errno_from_fs(ErrorCode::IsDirectory), errno::ISDIR);
-        assert_eq!(errno_from_fs(ErrorCode::NotPermitted), errno::NOTCAPABLE);
+        assert_eq!(errno_from_fs(ErrorCode::NotPermitted), errno::PERM);
     }
 
     #[test]
