@@ -15,10 +15,11 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 
+mod p1;
 mod tcp;
 mod udp;
 
-const HOSTS: [&str; 3] = ["native", "wasmtime-wasi", "weir"];
+pub(crate) const HOSTS: [&str; 3] = ["native", "wasmtime-wasi", "weir"];
 const PIPE_BYTES: usize = 1 << 20;
 
 fn main() -> Result<()> {
@@ -29,10 +30,12 @@ fn main() -> Result<()> {
         Some("udp-send") => udp::send_bench(&args[1..]),
         Some("udp-receive") => udp::receive_bench(&args[1..]),
         Some("tcp") => tcp::bench(&args[1..]),
+        Some("p1") => p1::bench(&args[1..]),
+        Some("child-p1") => p1::child(&args[1..]),
         _ => bail!(
             "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]\n       \
              weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]\n       \
-             weir-bench tcp [TOTAL_BYTES] [RUNS]"
+             weir-bench tcp [TOTAL_BYTES] [RUNS]\n       weir-bench p1 [RUNS]"
         ),
     }
 }
@@ -55,43 +58,17 @@ fn stdout_bench(args: &[String]) -> Result<()> {
     // Interleave hosts so that machine noise spreads evenly.
     for _ in 0..runs {
         for (host, samples) in results.iter_mut() {
-            let mut child = Command::new(&exe)
-                .args(["child-stdout", host, &total.to_string(), &chunk.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            let mut stdout = child.stdout.take().context("child stdout")?;
-            // A 1 MiB pipe (Linux default: 64 KiB) so that the measurement is the host's
-            // cost, not the ping-pong of a nearly full pipe; the same for every host.
-            rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_BYTES)?;
-            let counter = std::thread::spawn(move || -> std::io::Result<u64> {
-                let mut buffer = vec![0u8; 1 << 20];
-                let mut count = 0u64;
-                loop {
-                    match stdout.read(&mut buffer)? {
-                        0 => return Ok(count),
-                        n => count += n as u64,
-                    }
-                }
-            });
-            let stderr = BufReader::new(child.stderr.take().context("child stderr")?);
-            let mut elapsed_ns = None;
-            for line in stderr.lines() {
-                let line = line?;
-                match line.strip_prefix("elapsed_ns=") {
-                    Some(ns) => elapsed_ns = Some(ns.parse::<u64>()?),
-                    None => eprintln!("[{host}] {line}"),
-                }
+            let child_args = [
+                "child-stdout".to_string(),
+                host.to_string(),
+                total.to_string(),
+                chunk.to_string(),
+            ];
+            let run = time_child(&exe, &child_args, host)?;
+            if run.received != total {
+                bail!("{host}: {} of {total} bytes received", run.received);
             }
-            let status = child.wait()?;
-            let received = counter
-                .join()
-                .map_err(|_| anyhow::anyhow!("counter thread"))??;
-            if !status.success() || received != total {
-                bail!("{host}: status {status}, {received} of {total} bytes received");
-            }
-            let ns = elapsed_ns.context("child reported no time")?;
+            let ns = run.elapsed_ns;
             samples.push(total as f64 / ns as f64); // bytes per ns = GB/s
         }
     }
@@ -122,6 +99,65 @@ fn stdout_bench(args: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// One timed child run: how long the child said its work took, and what it wrote to stdout.
+pub(crate) struct ChildRun {
+    pub(crate) elapsed_ns: u64,
+    pub(crate) received: u64,
+    /// The first 4 KiB of the child's stdout.
+    pub(crate) head: Vec<u8>,
+}
+
+/// Runs this binary with `args` in a child process whose stdout is a 1 MiB pipe that this
+/// process drains and counts; the child reports `elapsed_ns=N` on stderr (other stderr lines
+/// are echoed, prefixed with `label`). A child that fails is an error.
+pub(crate) fn time_child(exe: &std::path::Path, args: &[String], label: &str) -> Result<ChildRun> {
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().context("child stdout")?;
+    // A 1 MiB pipe (Linux default: 64 KiB) so that the measurement is the host's cost, not
+    // the ping-pong of a nearly full pipe; the same for every host.
+    rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_BYTES)?;
+    let counter = std::thread::spawn(move || -> std::io::Result<(u64, Vec<u8>)> {
+        let mut buffer = vec![0u8; 1 << 20];
+        let (mut count, mut head) = (0u64, Vec::new());
+        loop {
+            match stdout.read(&mut buffer)? {
+                0 => return Ok((count, head)),
+                n => {
+                    let keep = n.min(4096usize.saturating_sub(head.len()));
+                    head.extend_from_slice(&buffer[..keep]);
+                    count += n as u64;
+                }
+            }
+        }
+    });
+    let stderr = BufReader::new(child.stderr.take().context("child stderr")?);
+    let mut elapsed_ns = None;
+    for line in stderr.lines() {
+        let line = line?;
+        match line.strip_prefix("elapsed_ns=") {
+            Some(ns) => elapsed_ns = Some(ns.parse::<u64>()?),
+            None => eprintln!("[{label}] {line}"),
+        }
+    }
+    let status = child.wait()?;
+    let (received, head) = counter
+        .join()
+        .map_err(|_| anyhow::anyhow!("counter thread"))??;
+    if !status.success() {
+        bail!("{label}: status {status}");
+    }
+    Ok(ChildRun {
+        elapsed_ns: elapsed_ns.context("child reported no time")?,
+        received,
+        head,
+    })
 }
 
 /// Runs the Rust guest `guest ARGS` under `host` ("weir" or "wasmtime-wasi", both with full

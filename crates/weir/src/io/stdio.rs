@@ -46,6 +46,16 @@ impl ChunkSink for StdSink {
             StdFd::Stderr => write_all_fd(io::stderr().lock().as_fd(), &chunk),
         }
     }
+    async fn write_all_vectored(&mut self, chunks: &[Bytes]) -> io::Result<()> {
+        match self.0 {
+            StdFd::Stdout => {
+                let mut lock = io::stdout().lock();
+                lock.flush()?;
+                writev_all_fd(lock.as_fd(), chunks)
+            }
+            StdFd::Stderr => writev_all_fd(io::stderr().lock().as_fd(), chunks),
+        }
+    }
     async fn flush(&mut self) -> io::Result<()> {
         match self.0 {
             StdFd::Stdout => io::stdout().lock().flush(),
@@ -62,6 +72,34 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
             Err(rustix::io::Errno::INTR) => {}
             Err(errno) => return Err(errno.into()),
         }
+    }
+    Ok(())
+}
+
+/// Writes every chunk in order with vectored writes, resuming after partial writes.
+fn writev_all_fd(fd: BorrowedFd<'_>, chunks: &[Bytes]) -> io::Result<()> {
+    let mut first = 0; // the first chunk not completely written
+    let mut offset = 0; // how much of it was written
+    while first < chunks.len() {
+        if chunks.len() - first == 1 {
+            return write_all_fd(fd, &chunks[first][offset..]);
+        }
+        let slices: Vec<io::IoSlice<'_>> = std::iter::once(&chunks[first][offset..])
+            .chain(chunks[first + 1..].iter().map(|chunk| &chunk[..]))
+            .map(io::IoSlice::new)
+            .collect();
+        let mut written = match rustix::io::writev(fd, &slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        };
+        while first < chunks.len() && written >= chunks[first].len() - offset {
+            written -= chunks[first].len() - offset;
+            first += 1;
+            offset = 0;
+        }
+        offset += written;
     }
     Ok(())
 }
@@ -268,5 +306,30 @@ pub(crate) fn is_terminal(fd: u8) -> bool {
         0 => io::stdin().is_terminal(),
         1 => io::stdout().is_terminal(),
         _ => io::stderr().is_terminal(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectored_writes_resume_after_partial_writes_in_order() {
+        // More than a pipe holds, in chunks of uneven sizes, so some writes are partial.
+        let chunks: Vec<Bytes> = (0..3000usize)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; 1 + (i * 37) % 700]))
+            .collect();
+        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let (reader, writer) = rustix::pipe::pipe().expect("pipe");
+        let drain = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            std::fs::File::from(reader)
+                .read_to_end(&mut received)
+                .expect("read");
+            received
+        });
+        writev_all_fd(writer.as_fd(), &chunks).expect("writev");
+        drop(writer);
+        assert_eq!(drain.join().expect("drain"), expected);
     }
 }

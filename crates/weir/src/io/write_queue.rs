@@ -118,9 +118,15 @@ impl WriteQueue {
                 notified.await;
                 continue;
             };
-            for chunk in batch {
-                let len = chunk.len();
-                if let Err(error) = sink.write_all(chunk).await {
+            // Small chunks (a guest printing line by line) go out together in one vectored
+            // write; big ones one at a time, so that space frees up as each is written.
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                let group = coalesced_group_len(rest);
+                let (chunks, after) = rest.split_at(group);
+                rest = after;
+                let len: usize = chunks.iter().map(Bytes::len).sum();
+                if let Err(error) = sink.write_all_vectored(chunks).await {
                     self.fail(error);
                     return;
                 }
@@ -159,10 +165,37 @@ impl WriteQueue {
     }
 }
 
+/// Chunks the worker writes together: at most this many bytes...
+const GROUP_BYTES: usize = 64 * 1024;
+/// ...in at most this many chunks (Linux's `IOV_MAX` is 1024).
+const GROUP_CHUNKS: usize = 1024;
+
+/// How many of the leading `chunks` form the next write: one chunk of at least
+/// [`GROUP_BYTES`], or as many smaller ones as fit in [`GROUP_BYTES`] and [`GROUP_CHUNKS`].
+fn coalesced_group_len(chunks: &[Bytes]) -> usize {
+    let mut bytes = 0;
+    let mut count = 0;
+    for chunk in chunks.iter().take(GROUP_CHUNKS) {
+        if count > 0 && bytes + chunk.len() > GROUP_BYTES {
+            break;
+        }
+        bytes += chunk.len();
+        count += 1;
+    }
+    count.max(1)
+}
+
 /// Where a worker writes.
 #[async_trait::async_trait]
 pub(crate) trait ChunkSink: Send + 'static {
     async fn write_all(&mut self, chunk: Bytes) -> io::Result<()>;
+    /// Writes every chunk, in order; a sink that has a vectored write overrides this.
+    async fn write_all_vectored(&mut self, chunks: &[Bytes]) -> io::Result<()> {
+        for chunk in chunks {
+            self.write_all(chunk.clone()).await?;
+        }
+        Ok(())
+    }
     async fn flush(&mut self) -> io::Result<()>;
 }
 
@@ -244,5 +277,27 @@ impl Drop for QueuedOutputStream {
             self.queue.lock().handles_gone = true;
             self.queue.work.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(lens: &[usize]) -> Vec<Bytes> {
+        lens.iter().map(|&n| Bytes::from(vec![0u8; n])).collect()
+    }
+
+    #[test]
+    fn small_chunks_are_grouped_and_big_ones_go_alone() {
+        assert_eq!(coalesced_group_len(&chunks(&[16; 10])), 10);
+        assert_eq!(coalesced_group_len(&chunks(&[16; 5000])), GROUP_CHUNKS);
+        assert_eq!(coalesced_group_len(&chunks(&[GROUP_BYTES, 16])), 1);
+        assert_eq!(coalesced_group_len(&chunks(&[16, GROUP_BYTES, 16])), 1);
+        assert_eq!(coalesced_group_len(&chunks(&[4 * GROUP_BYTES])), 1);
+        assert_eq!(
+            coalesced_group_len(&chunks(&[GROUP_BYTES / 2, GROUP_BYTES / 2, 1])),
+            2
+        );
     }
 }
