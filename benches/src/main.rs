@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 
+mod cache;
 mod p1;
 mod tcp;
 mod udp;
@@ -31,11 +32,12 @@ fn main() -> Result<()> {
         Some("udp-receive") => udp::receive_bench(&args[1..]),
         Some("tcp") => tcp::bench(&args[1..]),
         Some("p1") => p1::bench(&args[1..]),
+        Some("cache") => cache::bench(&args[1..]),
         Some("child-p1") => p1::child(&args[1..]),
         _ => bail!(
             "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]\n       \
              weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]\n       \
-             weir-bench tcp [TOTAL_BYTES] [RUNS]\n       weir-bench p1 [RUNS]"
+             weir-bench tcp [TOTAL_BYTES] [RUNS]\n       weir-bench p1 [RUNS]\n       weir-bench cache [RUNS] [FUNCTIONS]"
         ),
     }
 }
