@@ -1,10 +1,12 @@
 //! Side-by-side benchmarks: the same guest under Weir and under wasmtime-wasi 48 (same
 //! engine, same process image), plus a native Rust program doing the same work.
 //!
-//! `weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]`: the `stdout_flood` guest writes
-//! TOTAL bytes (default 1 GiB) to stdout in CHUNK-byte writes (default 64 KiB) with the
-//! check-write/write loop. Each run is a child process whose stdout is a pipe that this
-//! process drains and counts; the child times the run and reports it on stderr. Prints GB/s
+//! `weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS] [pipe|null]`: the `stdout_flood`
+//! guest writes TOTAL bytes (default 1 GiB) to stdout in CHUNK-byte writes (default 64 KiB)
+//! with the check-write/write loop. Each run is a child process whose stdout is a pipe that
+//! this process drains and counts (or `/dev/null`); the child times the run and reports it on
+//! stderr. `WEIR_STDIO_THREAD_ONLY=1` makes Weir hand every write to its writer thread (the
+//! path before direct writes), to compare both. Prints GB/s
 //! (best and median of RUNS) and the ratios.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,7 +37,7 @@ fn main() -> Result<()> {
         Some("cache") => cache::bench(&args[1..]),
         Some("child-p1") => p1::child(&args[1..]),
         _ => bail!(
-            "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS]\n       \
+            "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS] [pipe|null]\n       \
              weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]\n       \
              weir-bench tcp [TOTAL_BYTES] [RUNS]\n       weir-bench p1 [RUNS]\n       weir-bench cache [RUNS] [FUNCTIONS]"
         ),
@@ -53,6 +55,11 @@ fn stdout_bench(args: &[String]) -> Result<()> {
     let total = arg(args, 0, 1 << 30)?;
     let chunk = arg(args, 1, 64 << 10)?;
     let runs = arg(args, 2, 5)?;
+    let sink = match args.get(3).map(String::as_str) {
+        None | Some("pipe") => Sink::Pipe,
+        Some("null") => Sink::DevNull,
+        Some(other) => bail!("stdout sink `{other}`: expected `pipe` or `null`"),
+    };
     // Build the guest once up front so a missing guest fails before any timing.
     weir_test_guests::rust_guest("stdout_flood").map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let exe = std::env::current_exe()?;
@@ -66,8 +73,8 @@ fn stdout_bench(args: &[String]) -> Result<()> {
                 total.to_string(),
                 chunk.to_string(),
             ];
-            let run = time_child(&exe, &child_args, host)?;
-            if run.received != total {
+            let run = time_child_to(&exe, &child_args, host, sink)?;
+            if sink == Sink::Pipe && run.received != total {
                 bail!("{host}: {} of {total} bytes received", run.received);
             }
             let ns = run.elapsed_ns;
@@ -82,9 +89,13 @@ fn stdout_bench(args: &[String]) -> Result<()> {
     let (native_best, native_median) = stat(&results[0].1);
     let (wasi_best, wasi_median) = stat(&results[1].1);
     println!(
-        "stdout: {} MiB in {} KiB writes, {runs} runs, 1 MiB pipe to a draining reader",
+        "stdout: {} MiB in {} KiB writes, {runs} runs, {}",
         total >> 20,
-        chunk >> 10
+        chunk >> 10,
+        match sink {
+            Sink::Pipe => "1 MiB pipe to a draining reader",
+            Sink::DevNull => "to /dev/null",
+        }
     );
     println!(
         "| host | best GB/s | median GB/s | best vs wasmtime-wasi | best vs native | median vs wasmtime-wasi | median vs native |"
@@ -115,17 +126,44 @@ pub(crate) struct ChildRun {
 /// process drains and counts; the child reports `elapsed_ns=N` on stderr (other stderr lines
 /// are echoed, prefixed with `label`). A child that fails is an error.
 pub(crate) fn time_child(exe: &std::path::Path, args: &[String], label: &str) -> Result<ChildRun> {
+    time_child_to(exe, args, label, Sink::Pipe)
+}
+
+/// Where a timed child's stdout goes.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Sink {
+    /// A 1 MiB pipe this process drains and counts.
+    Pipe,
+    /// `/dev/null` (nothing is counted: `received` is 0).
+    DevNull,
+}
+
+/// [`time_child`] with the child's stdout going to `sink`.
+pub(crate) fn time_child_to(
+    exe: &std::path::Path,
+    args: &[String],
+    label: &str,
+    sink: Sink,
+) -> Result<ChildRun> {
     let mut child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(match sink {
+            Sink::Pipe => Stdio::piped(),
+            Sink::DevNull => Stdio::from(std::fs::File::create("/dev/null")?),
+        })
         .stderr(Stdio::piped())
         .spawn()?;
-    let mut stdout = child.stdout.take().context("child stdout")?;
+    let stdout = child.stdout.take();
     // A 1 MiB pipe (Linux default: 64 KiB) so that the measurement is the host's cost, not
     // the ping-pong of a nearly full pipe; the same for every host.
-    rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_BYTES)?;
+    if let Some(stdout) = &stdout {
+        rustix::pipe::fcntl_setpipe_size(stdout, PIPE_BYTES)?;
+    }
     let counter = std::thread::spawn(move || -> std::io::Result<(u64, Vec<u8>)> {
+        let Some(mut stdout) = stdout else {
+            return Ok((0, Vec::new()));
+        };
         let mut buffer = vec![0u8; 1 << 20];
         let (mut count, mut head) = (0u64, Vec::new());
         loop {

@@ -1444,3 +1444,97 @@ fn c_guest_holds_10000_files_open_then_gets_emfile() {
         .unwrap_or_else(|| panic!("{stdout}{}", text(&out.stderr)));
     assert!((192..=252).contains(&stopped), "{stdout}");
 }
+
+/// Checks that `bytes` is the flood guests' pattern (byte `i` is `i % 251`) of `len` bytes.
+fn assert_flood_pattern(bytes: &[u8], len: usize, what: &str) {
+    assert_eq!(bytes.len(), len, "{what}: length");
+    let first_bad = bytes
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != (i % 251) as u8);
+    assert_eq!(first_bad, None, "{what}: bytes lost or reordered");
+}
+
+#[test]
+fn stdout_arrives_intact_and_in_order_through_a_slow_pipe_and_into_a_file() {
+    // Stdout is written from the guest's thread while the descriptor takes bytes and by the
+    // writer thread once it does not: a reader that stalls makes both paths take turns.
+    let tmp = tempfile::tempdir().unwrap();
+    let component = guest_file(tmp.path(), "stdout_flood");
+    let module = core_module("p1_io");
+    const TOTAL: usize = 24 << 20;
+    let cases: [(&str, Vec<String>); 3] = [
+        (
+            "component, 64 KiB writes",
+            vec![
+                component.display().to_string(),
+                TOTAL.to_string(),
+                "65536".into(),
+            ],
+        ),
+        (
+            "component, 1000-byte writes",
+            vec![
+                component.display().to_string(),
+                TOTAL.to_string(),
+                "1000".into(),
+            ],
+        ),
+        (
+            "preview1, 16-byte fd_writes",
+            vec![
+                module.display().to_string(),
+                "write".into(),
+                (1usize << 20).to_string(),
+                "16".into(),
+            ],
+        ),
+    ];
+    for (what, args) in &cases {
+        let len: usize = if what.starts_with("preview1") {
+            1 << 20
+        } else {
+            TOTAL
+        };
+        let mut child = weir()
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut received = Vec::with_capacity(len);
+        let mut buffer = vec![0u8; 8192];
+        let mut reads = 0u32;
+        loop {
+            // Stall now and then so that the pipe fills up and the guest has to queue.
+            if reads.is_multiple_of(512) {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+            reads += 1;
+            match stdout.read(&mut buffer).unwrap() {
+                0 => break,
+                n => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        assert_flood_pattern(&received, len, what);
+
+        // The same program with stdout redirected to a regular file.
+        let file_path = tmp.path().join("stdout.bin");
+        let file = std::fs::File::create(&file_path).unwrap();
+        let out = weir()
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        assert_flood_pattern(&std::fs::read(&file_path).unwrap(), len, what);
+    }
+}

@@ -1,6 +1,7 @@
 //! Operating-system specifics of the socket implementation (Linux): the one place where
 //! socket errors become `wasi:sockets` error codes, and the few socket calls no safe crate
-//! offers. Also the crate's only other `unsafe` call: loading precompiled native code.
+//! offers; writing stdout/stderr from the guest's thread without waiting. Also the crate's
+//! only other `unsafe` call: loading precompiled native code.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -264,6 +265,79 @@ pub(crate) fn resolve_host(name: &str) -> Result<Vec<std::net::IpAddr>, ErrorCod
     // reference into it outlives this point.
     unsafe { libc::freeaddrinfo(list) };
     Ok(addresses)
+}
+
+/// How stdout or stderr can be written from the guest's own thread without ever waiting:
+/// the host's descriptor as it is (regular files and devices other than terminals: the
+/// kernel completes those writes without waiting for a reader), a second open file
+/// description of the same pipe or FIFO made non-blocking (`/proc/self/fd/N` opened anew, so
+/// the descriptor the process shares with others keeps its flags), or `send` with
+/// `MSG_DONTWAIT` on a socket. `None` (a terminal, no `/proc`, anything else): only the
+/// writer thread writes.
+pub(crate) enum DirectWriter {
+    /// Write to the host's descriptor itself.
+    Plain,
+    /// A non-blocking open file description of the same pipe.
+    Reopened(std::os::fd::OwnedFd),
+    /// `send(MSG_DONTWAIT)` on the host's socket.
+    Socket,
+}
+
+impl DirectWriter {
+    /// Inspects the host's `fd`.
+    pub(crate) fn for_fd(fd: std::os::fd::BorrowedFd<'_>) -> Option<DirectWriter> {
+        use rustix::fs::FileType;
+        if rustix::termios::isatty(fd) {
+            return None;
+        }
+        let stat = rustix::fs::fstat(fd).ok()?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile | FileType::CharacterDevice => Some(DirectWriter::Plain),
+            FileType::Socket => Some(DirectWriter::Socket),
+            FileType::Fifo => {
+                let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                let reopened = rustix::fs::open(
+                    path,
+                    rustix::fs::OFlags::WRONLY
+                        | rustix::fs::OFlags::NONBLOCK
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .ok()?;
+                // Only if it is the very same pipe (not whatever the path now names).
+                let again = rustix::fs::fstat(&reopened).ok()?;
+                (again.st_dev == stat.st_dev && again.st_ino == stat.st_ino)
+                    .then_some(DirectWriter::Reopened(reopened))
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes what `fd` takes now without waiting: the number of bytes written, 0 if it
+    /// would have to wait.
+    pub(crate) fn try_write(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        bytes: &[u8],
+    ) -> io::Result<usize> {
+        loop {
+            let result = match self {
+                DirectWriter::Plain => rustix::io::write(fd, bytes),
+                DirectWriter::Reopened(pipe) => rustix::io::write(pipe, bytes),
+                DirectWriter::Socket => rustix::net::send(
+                    fd,
+                    bytes,
+                    rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+                ),
+            };
+            match result {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(0),
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
 }
 
 /// Loads a module Wasmtime precompiled (`Module::serialize`, `wasmtime compile`).

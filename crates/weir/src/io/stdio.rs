@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 
 use super::error::{StreamError, StreamResult};
 use super::streams::{InputStream, OutputStream};
-use super::write_queue::{ChunkSink, QueuedOutputStream, WriteQueue};
+use super::write_queue::{ChunkSink, DirectWrite, QueuedOutputStream, WriteQueue};
+use crate::sys::DirectWriter;
 
 /// Bytes stdout/stderr buffer ahead of the file descriptor (the guest's `check-write` budget).
 pub const STDIO_QUEUE_BYTES: usize = 1 << 20;
@@ -104,8 +105,29 @@ fn writev_all_fd(fd: BorrowedFd<'_>, chunks: &[Bytes]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes from the guest's thread when the host's descriptor can take bytes without waiting
+/// (see [`DirectWriter`]); `None` leaves every write to the writer thread.
+fn direct_write(fd: StdFd) -> Option<DirectWrite> {
+    if std::env::var_os("WEIR_STDIO_THREAD_ONLY").is_some() {
+        return None; // to compare both paths (weir-bench), not a user setting
+    }
+    let writer = match fd {
+        StdFd::Stdout => DirectWriter::for_fd(io::stdout().as_fd()),
+        StdFd::Stderr => DirectWriter::for_fd(io::stderr().as_fd()),
+    }?;
+    Some(Box::new(move |bytes: &[u8]| match fd {
+        StdFd::Stdout => {
+            // As the writer thread does: the host's own buffered output goes first.
+            let mut lock = io::stdout().lock();
+            lock.flush()?;
+            writer.try_write(lock.as_fd(), bytes)
+        }
+        StdFd::Stderr => writer.try_write(io::stderr().lock().as_fd(), bytes),
+    }))
+}
+
 fn spawn_std_queue(fd: StdFd, name: &str) -> Arc<WriteQueue> {
-    let queue = WriteQueue::new(STDIO_QUEUE_BYTES);
+    let queue = WriteQueue::with_direct(STDIO_QUEUE_BYTES, direct_write(fd));
     let worker = queue.clone();
     let spawned = std::thread::Builder::new()
         .name(name.to_string())

@@ -37,10 +37,17 @@ struct QueueState {
     handles_gone: bool,
 }
 
+/// Writes what the destination takes right now without waiting (0: nothing now).
+pub(crate) type DirectWrite = Box<dyn Fn(&[u8]) -> io::Result<usize> + Send + Sync>;
+
 /// Shared state between stream handles and the worker.
 pub(crate) struct WriteQueue {
     state: Mutex<QueueState>,
     capacity: usize,
+    /// When the destination can be written without waiting, a write finding the queue
+    /// empty goes straight there from the guest's thread; only what it does not take now
+    /// is queued for the worker. Saves the hand-off to a thread that competes for cores.
+    direct: Option<DirectWrite>,
     /// Wakes the worker.
     work: Notify,
     /// Wakes guests waiting for space or a completed flush.
@@ -49,9 +56,15 @@ pub(crate) struct WriteQueue {
 
 impl WriteQueue {
     pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        Self::with_direct(capacity, None)
+    }
+
+    /// A queue whose writes try `direct` first when nothing is queued (see the field).
+    pub(crate) fn with_direct(capacity: usize, direct: Option<DirectWrite>) -> Arc<Self> {
         Arc::new(WriteQueue {
             state: Mutex::new(QueueState::default()),
             capacity: capacity.max(1),
+            direct,
             work: Notify::new(),
             progress: Notify::new(),
         })
@@ -244,11 +257,45 @@ impl OutputStream for QueuedOutputStream {
         Ok(self.queue.capacity.saturating_sub(pending as usize))
     }
 
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+    fn write(&mut self, mut bytes: Bytes) -> StreamResult<()> {
         let mut state = self.queue.lock();
         Self::check_failure(&mut state)?;
         if bytes.is_empty() {
             return Ok(());
+        }
+        // Straight to the destination only when nothing is queued or being written, so
+        // bytes never overtake earlier ones; the lock stays held so no other handle can
+        // queue in between.
+        if let Some(direct) = &self.queue.direct
+            && state.enqueued_total == state.written_total
+        {
+            match direct(&bytes) {
+                Ok(n) => {
+                    let n = n.min(bytes.len());
+                    state.enqueued_total += n as u64;
+                    state.written_total += n as u64;
+                    let _ = bytes.split_to(n);
+                    if bytes.is_empty() {
+                        return Ok(());
+                    }
+                }
+                Err(error) => {
+                    // This write failed: report it now, then `closed` from here on.
+                    let closed = error.kind() == io::ErrorKind::BrokenPipe;
+                    state.failure = Some(if closed {
+                        Failure::Closed
+                    } else {
+                        Failure::Reported
+                    });
+                    drop(state);
+                    self.queue.progress.notify_waiters();
+                    return Err(if closed {
+                        StreamError::Closed
+                    } else {
+                        StreamError::LastOperationFailed(wasmtime::Error::new(error))
+                    });
+                }
+            }
         }
         state.enqueued_total += bytes.len() as u64;
         state.chunks.push_back(bytes);
@@ -258,7 +305,16 @@ impl OutputStream for QueuedOutputStream {
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        Self::check_failure(&mut self.queue.lock())?;
+        let mut state = self.queue.lock();
+        Self::check_failure(&mut state)?;
+        // Direct writes leave nothing behind to flush: everything is with the destination.
+        if self.queue.direct.is_some() && state.enqueued_total == state.written_total {
+            state.flushed_total = state.enqueued_total;
+            state.flush_requested = state.flush_requested.max(state.enqueued_total);
+            self.flush_target = state.enqueued_total;
+            return Ok(());
+        }
+        drop(state);
         self.flush_target = self.queue.request_flush();
         Ok(())
     }
