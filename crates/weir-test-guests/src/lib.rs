@@ -28,6 +28,28 @@ pub fn rust_guest_dir() -> PathBuf {
     workspace_root().join("guests/rust/target/wasm32-wasip1/release")
 }
 
+/// Where `scripts/build-guests.sh` leaves the C guests (preview1 core modules).
+pub fn c_guest_dir() -> PathBuf {
+    workspace_root().join("guests/c/target")
+}
+
+/// The bytes of a preview1 core module as built, without an adapter: a Rust guest from
+/// `guests/rust/src/bin/` or a C guest from `guests/c/` (names starting with `c_`).
+pub fn core_module(name: &str) -> Result<Vec<u8>> {
+    let dir = if name.starts_with("c_") {
+        c_guest_dir()
+    } else {
+        rust_guest_dir()
+    };
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "guest `{name}` is not built ({}): run scripts/build-guests.sh",
+            path.display()
+        )
+    })
+}
+
 fn cache() -> &'static Mutex<HashMap<String, Arc<Vec<u8>>>> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)

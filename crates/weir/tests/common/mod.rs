@@ -83,6 +83,56 @@ pub fn run(mode: Mode, component: &[u8], wasi: WasiCtx) -> wasmtime::Result<Outc
     }
 }
 
+/// Runs the preview1 core module `module` (no adapter: `weir::p1`) with the context `wasi`.
+pub fn run_module(mode: Mode, module: &[u8], wasi: WasiCtx) -> wasmtime::Result<Outcome> {
+    let engine = engine();
+    let module = wasmtime::Module::new(engine, module)?;
+    let mut store = Store::new(
+        engine,
+        Host {
+            wasi,
+            table: ResourceTable::new(),
+        },
+    );
+    let mut linker = wasmtime::Linker::new(engine);
+    match mode {
+        Mode::Async => {
+            weir::p1::add_to_linker_async(&mut linker)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(weir::command::run_module_async(
+                &mut store, &linker, &module,
+            ))
+        }
+        Mode::Sync => {
+            weir::p1::add_to_linker_sync(&mut linker)?;
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| weir::command::run_module_sync(&mut store, &linker, &module))
+                    .join()
+                    .expect("guest thread panicked")
+            })
+        }
+    }
+}
+
+/// Runs the preview1 module `guest` (see [`weir_test_guests::core_module`]) with `args`
+/// (argv[0] is the guest name) and a customised context.
+pub fn run_core_guest(
+    mode: Mode,
+    guest: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut WasiCtxBuilder),
+) -> wasmtime::Result<Outcome> {
+    let module =
+        weir_test_guests::core_module(guest).map_err(|e| wasmtime::format_err!("{e:#}"))?;
+    let mut builder = WasiCtxBuilder::new();
+    builder.arg(guest).args(args.iter().copied());
+    configure(&mut builder);
+    run_module(mode, &module, builder.build())
+}
+
 /// Runs a Rust guest with `args` (argv[0] is the guest name) and a customised context.
 pub fn run_rust(
     mode: Mode,
