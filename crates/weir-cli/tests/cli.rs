@@ -1538,3 +1538,54 @@ fn stdout_arrives_intact_and_in_order_through_a_slow_pipe_and_into_a_file() {
         assert_flood_pattern(&std::fs::read(&file_path).unwrap(), len, what);
     }
 }
+
+#[test]
+fn preview1_fd_readdir_resumes_from_cookies_and_poll_oneoff_honours_timeouts() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "bb", "ccc-long-file-name-here", "dddd"] {
+        std::fs::write(dir.path().join(name), name).unwrap();
+    }
+    // 47 bytes: exactly the longest entry (24-byte header + 23-byte name), so every call
+    // ends in a cut entry that the next call, from the last whole entry's cookie, repeats.
+    for (buffer, several) in [("47", "yes"), ("100", "yes"), ("4096", "no")] {
+        let out = run(weir()
+            .arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/d", dir.path().display()))
+            .arg(c_guest("c_readdir_poll"))
+            .args(["readdir", "/d", buffer]));
+        assert!(out.status.success(), "{buffer}: {}", text(&out.stdout));
+        assert_eq!(
+            text(&out.stdout),
+            format!(
+                "entries: . .. a bb ccc-long-file-name-here dddd\nseveral calls: {several}\n\
+                 past the end: errno 0, 0 bytes\n"
+            ),
+            "buffer of {buffer} bytes"
+        );
+    }
+    // One byte short of the longest entry: no call can make progress, and the guest says so
+    // instead of looping.
+    let out = run(weir()
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::/d", dir.path().display()))
+        .arg(c_guest("c_readdir_poll"))
+        .args(["readdir", "/d", "46"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        "buffer of 46 bytes holds no whole entry\n"
+    );
+
+    let out = run(weir().arg("run").arg(c_guest("c_readdir_poll")).arg("poll"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "relative 50 ms: errno 0, 1 events [userdata 7 type 0 error 0], waited as expected\n\
+         10 ms and 5 s: errno 0, 1 events [userdata 1 type 0 error 0], waited as expected\n\
+         absolute, in the past: errno 0, 1 events [userdata 3 type 0 error 0], waited as expected\n\
+         stdout writable and 5 s: errno 0, 1 events [userdata 4 type 2 error 0], waited as expected\n\
+         no subscriptions: errno 28, 0 events, waited as expected\n"
+    );
+}

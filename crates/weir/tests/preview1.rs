@@ -225,3 +225,47 @@ fn a_file_is_read_in_64_kib_fd_reads() {
         );
     }
 }
+
+#[test]
+fn poll_oneoff_clocks_and_fd_readdir_cookies() {
+    for mode in MODES {
+        let stdout = MemoryOutputPipe::new(1 << 16);
+        let outcome = run_core_guest(mode, "c_readdir_poll", &["poll"], |b| {
+            b.stdout(stdout.clone());
+        })
+        .unwrap();
+        assert_eq!(outcome, Outcome::Success, "{mode:?}");
+        let out = text(&stdout);
+        assert_eq!(
+            out.matches("waited as expected").count(),
+            5,
+            "{mode:?}: {out}"
+        );
+        assert!(
+            out.contains("10 ms and 5 s: errno 0, 1 events [userdata 1 type 0"),
+            "{mode:?}: {out}"
+        );
+        assert!(
+            out.contains("no subscriptions: errno 28, 0 events"),
+            "{mode:?}: {out}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "bb", "ccc-long-file-name-here"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        let stdout = MemoryOutputPipe::new(1 << 16);
+        let outcome = run_core_guest(mode, "c_readdir_poll", &["readdir", "/d", "47"], |b| {
+            b.stdout(stdout.clone())
+                .preopened_dir(dir.path(), "/d", DirPerms::READ, FilePerms::READ)
+                .unwrap();
+        })
+        .unwrap();
+        assert_eq!(outcome, Outcome::Success, "{mode:?}");
+        assert_eq!(
+            text(&stdout),
+            "entries: . .. a bb ccc-long-file-name-here\nseveral calls: yes\npast the end: errno 0, 0 bytes\n",
+            "{mode:?}"
+        );
+    }
+}
