@@ -294,12 +294,13 @@ fn compile(mut args: CompileArgs) -> Result<()> {
 
 fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
     let trap_unknown = args.common.wasm.unknown_imports_trap == Some(true);
+    let default_unknown = args.common.wasm.unknown_imports_default == Some(true);
     let loaded = weir::program::Program::from_file(engine, &args.component, args.allow_precompiled)
         .map_err(anyhow::Error::from)?;
     let component = match loaded {
         weir::program::Program::Component(component) => component,
         weir::program::Program::Module(module) => {
-            check_module_imports(&module, trap_unknown)?;
+            check_module_imports(&module, trap_unknown || default_unknown)?;
             let mut linker = wasmtime::Linker::<Host>::new(engine);
             weir::p1::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
             if let Some(allow) = args.common.wasm.unknown_exports_allow {
@@ -313,6 +314,12 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
             return Ok(Program::Module(module, linker));
         }
     };
+    if default_unknown {
+        anyhow::bail!(
+            "-W unknown-imports-default: not supported with components (as in wasmtime); it \
+             applies to core modules"
+        );
+    }
     if args.common.wasm.unknown_exports_allow == Some(true) {
         anyhow::bail!(
             "-W unknown-exports-allow: not supported with components (as in wasmtime); it \
@@ -332,7 +339,7 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
 
 /// A one-line error for a module importing what weir does not provide: preview0
 /// (`wasi_unstable`), or any other module than `wasi_snapshot_preview1` (unless
-/// `-W unknown-imports-trap` makes those traps).
+/// `-W unknown-imports-trap` or `-W unknown-imports-default` defines those).
 fn check_module_imports(module: &wasmtime::Module, trap_unknown: bool) -> Result<()> {
     for import in module.imports() {
         match import.module() {
@@ -346,7 +353,7 @@ fn check_module_imports(module: &wasmtime::Module, trap_unknown: bool) -> Result
             other => anyhow::bail!(
                 "the module imports `{other}.{}`, which weir does not provide (it provides \
                  `wasi_snapshot_preview1`; `-W unknown-imports-trap` turns unknown imports \
-                 into traps)",
+                 into traps, `-W unknown-imports-default` into functions returning zeros)",
                 import.name()
             ),
         }
@@ -387,7 +394,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
             .init();
     }
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
-    let program = load(&engine, &args)?;
+    let mut program = load(&engine, &args)?;
     let wasi_options = &args.common.wasi;
     let mut table = ResourceTable::new();
     if let Some(max) = wasi_options.max_resources {
@@ -425,6 +432,14 @@ fn run(mut args: RunArgs) -> Result<u8> {
         store.set_epoch_deadline(u64::MAX);
     }
 
+    if let Program::Module(module, linker) = &mut program
+        && args.common.wasm.unknown_imports_default == Some(true)
+    {
+        // Unknown functions return zeros, unknown globals/tables/memories are default ones.
+        linker
+            .define_unknown_imports_as_default_values(&mut store, module)
+            .map_err(anyhow::Error::from)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

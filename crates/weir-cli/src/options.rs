@@ -45,25 +45,12 @@ pub fn engine_config(common: &mut CommonOptions) -> Result<wasmtime::Config> {
 
 /// Refuses the keys weir does not implement, each with the reason.
 fn refuse_unsupported(common: &CommonOptions) -> Result<()> {
-    refuse_wasm(&common.wasm)?;
     refuse_debug(&common.debug)?;
     refuse_wasi(&common.wasi)
 }
 
 fn refuse(flag: &str, key: &str, why: &str) -> Result<()> {
     bail!("{flag} {key}: not supported by weir: {why}")
-}
-
-fn refuse_wasm(wasm: &WasmOptions) -> Result<()> {
-    if wasm.unknown_imports_default == Some(true) {
-        refuse(
-            "-W",
-            "unknown-imports-default",
-            "default values for unknown imports exist for core modules only, and weir runs \
-             components (as in wasmtime, which refuses it for components too)",
-        )?;
-    }
-    Ok(())
 }
 
 fn refuse_debug(debug: &DebugOptions) -> Result<()> {
@@ -312,10 +299,6 @@ mod tests {
             (&["-S", "cli=n"], "-S cli=n: not supported by weir"),
             (&["-S", "common=n"], "-S common=n: not supported by weir"),
             (&["-S", "cli,common"], "give one of them"),
-            (
-                &["-W", "unknown-imports-default"],
-                "-W unknown-imports-default",
-            ),
             (
                 &["-D", "log-to-files"],
                 "-D log-to-files: not supported by weir",

@@ -1589,3 +1589,41 @@ fn preview1_fd_readdir_resumes_from_cookies_and_poll_oneoff_honours_timeouts() {
          no subscriptions: errno 28, 0 events, waited as expected\n"
     );
 }
+
+#[test]
+fn unknown_imports_of_a_module_are_named_or_defined_by_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("unknown.wat");
+    // proc_exit(mystery(5) + 3): 3 when `mystery` is the default function returning 0.
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "mystery" (func $mystery (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (func (export "_start")
+    (call $exit (i32.add (call $mystery (i32.const 5)) (i32.const 3)))))"#,
+    )
+    .unwrap();
+    let out = run(weir().arg("run").arg(&module).env_remove("RUST_BACKTRACE"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .starts_with("Error: the module imports `env.mystery`, which weir does not provide"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(weir()
+        .args(["run", "-W", "unknown-imports-default"])
+        .arg(&module));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = run(weir()
+        .args(["run", "-W", "unknown-imports-trap"])
+        .arg(&module));
+    // An error raised by the host, not a wasm trap code: status 1, as in wasmtime.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown import: `env::mystery` has not been defined"),
+        "{}",
+        text(&out.stderr)
+    );
+}
