@@ -37,6 +37,12 @@ struct QueueState {
     handles_gone: bool,
 }
 
+/// Writes smaller than this go to the worker even when a direct write is possible: it
+/// joins many of them into one vectored write, where writing each directly would cost a
+/// system call apiece (16-byte preview1 `fd_write`s: 2.8x wasmtime-wasi through the
+/// worker, 1.15x direct; see docs/benchmarks.md).
+const DIRECT_MIN_BYTES: usize = 4096;
+
 /// Writes what the destination takes right now without waiting (0: nothing now).
 pub(crate) type DirectWrite = Box<dyn Fn(&[u8]) -> io::Result<usize> + Send + Sync>;
 
@@ -267,6 +273,7 @@ impl OutputStream for QueuedOutputStream {
         // bytes never overtake earlier ones; the lock stays held so no other handle can
         // queue in between.
         if let Some(direct) = &self.queue.direct
+            && bytes.len() >= DIRECT_MIN_BYTES
             && state.enqueued_total == state.written_total
         {
             match direct(&bytes) {
