@@ -1627,3 +1627,53 @@ fn unknown_imports_of_a_module_are_named_or_defined_by_flag() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn host_stdout_written_from_guest_memory_keeps_the_permit_contract() {
+    // Host stdout is a file here, so writes of 4 KiB or more take the path that hands guest
+    // memory straight to the OS. The permit still binds it: check-write, write the whole
+    // permit (arrives), then one byte more than the next permit: a trap, nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let wat = r#"(module
+  (import "wasi:cli/stdout@0.2.12" "get-stdout" (func $get_stdout (result i32)))
+  (import "wasi:io/streams@0.2.12" "[method]output-stream.check-write" (func $check_write (param i32 i32)))
+  (import "wasi:io/streams@0.2.12" "[method]output-stream.write" (func $write (param i32 i32 i32 i32)))
+  (memory (export "memory") 64)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0x800))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32)
+    (local $out i32) (local $permit i32)
+    (local.set $out (call $get_stdout))
+    (memory.fill (i32.const 0x10000) (i32.const 0x41) (i32.const 0x100000))
+    (call $check_write (local.get $out) (i32.const 0x10))
+    ;; ok(permit): the permit (a u64) is at 0x18
+    (local.set $permit (i32.wrap_i64 (i64.load (i32.const 0x18))))
+    (if (i32.lt_u (local.get $permit) (i32.const 4096)) (then unreachable))
+    (call $write (local.get $out) (i32.const 0x10000) (i32.const 4096) (i32.const 0x20))
+    (if (i32.load8_u (i32.const 0x20)) (then unreachable))
+    (call $check_write (local.get $out) (i32.const 0x10))
+    (local.set $permit (i32.wrap_i64 (i64.load (i32.const 0x18))))
+    (call $write (local.get $out) (i32.const 0x10000)
+      (i32.add (local.get $permit) (i32.const 1)) (i32.const 0x20))
+    (i32.const 0)))"#;
+    let guest = wat_file(
+        dir.path(),
+        "over_budget",
+        &["wasi:io/streams@0.2.12", "wasi:cli/stdout@0.2.12"],
+        wat,
+    );
+    let out_path = dir.path().join("stdout.txt");
+    let out = weir()
+        .arg("run")
+        .arg(&guest)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("write exceeded budget"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&out_path).unwrap(), vec![b'A'; 4096]);
+}

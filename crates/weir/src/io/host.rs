@@ -278,3 +278,68 @@ impl streams::HostInputStream for WasiCtxView<'_> {
         IoOps(self.table).drop_input(stream)
     }
 }
+
+/// Replaces the bindings' `[method]output-stream.write` with one that takes the bytes as a
+/// `WasmList<u8>` (a view of guest memory) instead of a `Vec<u8>`: a stream with a
+/// [`SliceWriter`](super::streams::SliceWriter) (host stdout) writes them to the OS straight
+/// from guest memory, without the copy the generated binding makes (a third of a 64 KiB
+/// stdout flood's time to `/dev/null` in `perf`). Same contract as the generated one: the
+/// permit check, closed latch, errors and traps of [`OutputStreamResource::write`].
+pub(crate) fn add_write_from_guest_memory<T: crate::WasiView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::WasmList;
+    linker.allow_shadowing(true);
+    let added = linker
+        .instance("wasi:io/streams@0.2.12")
+        .and_then(|mut streams| {
+            streams.func_wrap(
+                "[method]output-stream.write",
+                |mut store: wasmtime::StoreContextMut<'_, T>,
+                 (stream, contents): (Output, WasmList<u8>)| {
+                    let result = write_from_guest_memory(&mut store, &stream, &contents);
+                    let view = store.data_mut().wasi();
+                    Ok((match result {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(to_guest_stream_error(view.table, error)?),
+                    },))
+                },
+            )
+        });
+    // Back to refusing duplicate definitions, the default an embedder expects.
+    linker.allow_shadowing(false);
+    added
+}
+
+fn write_from_guest_memory<T: crate::WasiView + 'static>(
+    store: &mut wasmtime::StoreContextMut<'_, T>,
+    stream: &Output,
+    contents: &wasmtime::component::WasmList<u8>,
+) -> StreamResult<()> {
+    let writer = store
+        .data_mut()
+        .wasi()
+        .table
+        .get_mut(stream)?
+        .begin_write(contents.len())?;
+    match writer {
+        Some(writer) => {
+            let result = writer.write_slice(contents.as_le_slice(&*store));
+            store
+                .data_mut()
+                .wasi()
+                .table
+                .get_mut(stream)?
+                .finish_write(result)
+        }
+        None => {
+            let bytes = Bytes::copy_from_slice(contents.as_le_slice(&*store));
+            store
+                .data_mut()
+                .wasi()
+                .table
+                .get_mut(stream)?
+                .write_permitted(bytes)
+        }
+    }
+}

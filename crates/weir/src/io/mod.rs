@@ -39,5 +39,5 @@ pub(crate) async fn wait_for_permit(
 
 pub use streams::{
     InputStream, InputStreamResource, MAX_BLOCKING_WRITE_BYTES, MAX_READ_BYTES, OutputStream,
-    OutputStreamResource,
+    OutputStreamResource, SliceWriter,
 };

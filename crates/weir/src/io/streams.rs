@@ -52,6 +52,19 @@ pub trait OutputStream: Send + 'static {
     }
     /// Called when the guest drops the stream.
     fn cancel(&mut self) {}
+    /// Optionally, a writer that takes a `write`'s bytes borrowed from guest memory, so a
+    /// stream that can hand them to the OS at once saves copying them first (host stdout
+    /// does). The host calls it, instead of `write`, under the same rules as `write`.
+    fn slice_writer(&self) -> Option<std::sync::Arc<dyn SliceWriter>> {
+        None
+    }
+}
+
+/// See [`OutputStream::slice_writer`]: [`write_slice`](SliceWriter::write_slice) has the
+/// contract of [`OutputStream::write`], with the bytes borrowed for the call only.
+pub trait SliceWriter: Send + Sync {
+    /// Accepts `bytes` (at most the last `check_write` value) without blocking.
+    fn write_slice(&self, bytes: &[u8]) -> StreamResult<()>;
 }
 
 /// A byte source a guest reads through `wasi:io/streams.input-stream`.
@@ -177,6 +190,30 @@ impl OutputStreamResource {
     pub fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.latch.check()?;
         self.take_permit("write", bytes.len())?;
+        self.latch.observe(self.stream.write(bytes))
+    }
+
+    /// The first half of a `write` of `len` bytes borrowed from guest memory: the permit is
+    /// taken (or the write traps/reports `closed`, as [`write`](Self::write)); returns the
+    /// stream's [`SliceWriter`] if it has one. Then either write through it and pass its
+    /// result to [`finish_write`](Self::finish_write), or, without one, call
+    /// [`write_permitted`](Self::write_permitted) with a copy of the bytes.
+    pub(crate) fn begin_write(
+        &mut self,
+        len: usize,
+    ) -> StreamResult<Option<std::sync::Arc<dyn SliceWriter>>> {
+        self.latch.check()?;
+        self.take_permit("write", len)?;
+        Ok(self.stream.slice_writer())
+    }
+
+    /// Records the result of a [`begin_write`](Self::begin_write) done through the writer.
+    pub(crate) fn finish_write(&mut self, result: StreamResult<()>) -> StreamResult<()> {
+        self.latch.observe(result)
+    }
+
+    /// Completes a [`begin_write`](Self::begin_write) for a stream without a slice writer.
+    pub(crate) fn write_permitted(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.latch.observe(self.stream.write(bytes))
     }
 

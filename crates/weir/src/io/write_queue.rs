@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::error::{StreamError, StreamResult};
-use super::streams::OutputStream;
+use super::streams::{OutputStream, SliceWriter};
 
 /// How the worker's destination failed.
 enum Failure {
@@ -99,6 +99,56 @@ impl WriteQueue {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    /// A write of a stream handle: straight to the destination only when nothing is queued
+    /// or being written, so bytes never overtake earlier ones (the lock stays held so that no
+    /// other handle can queue in between); the rest is queued for the worker.
+    fn write(&self, source: Source<'_>) -> StreamResult<()> {
+        let mut state = self.lock();
+        QueuedOutputStream::check_failure(&mut state)?;
+        let bytes = source.as_slice();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut written = 0;
+        if let Some(direct) = &self.direct
+            && bytes.len() >= DIRECT_MIN_BYTES
+            && state.enqueued_total == state.written_total
+        {
+            match direct(bytes) {
+                Ok(n) => {
+                    written = n.min(bytes.len());
+                    state.enqueued_total += written as u64;
+                    state.written_total += written as u64;
+                    if written == bytes.len() {
+                        return Ok(());
+                    }
+                }
+                Err(error) => {
+                    // This write failed: report it now, then `closed` from here on.
+                    let closed = error.kind() == io::ErrorKind::BrokenPipe;
+                    state.failure = Some(if closed {
+                        Failure::Closed
+                    } else {
+                        Failure::Reported
+                    });
+                    drop(state);
+                    self.progress.notify_waiters();
+                    return Err(if closed {
+                        StreamError::Closed
+                    } else {
+                        StreamError::LastOperationFailed(wasmtime::Error::new(error))
+                    });
+                }
+            }
+        }
+        let rest = source.into_bytes_from(written);
+        state.enqueued_total += rest.len() as u64;
+        state.chunks.push_back(rest);
+        drop(state);
+        self.work.notify_one();
+        Ok(())
     }
 
     /// Requests a flush of everything enqueued so far and returns its target.
@@ -204,6 +254,36 @@ fn coalesced_group_len(chunks: &[Bytes]) -> usize {
     count.max(1)
 }
 
+/// The bytes of a write: owned by the stream already, or borrowed from guest memory (copied
+/// only if they must be queued).
+enum Source<'a> {
+    Owned(Bytes),
+    Borrowed(&'a [u8]),
+}
+
+impl Source<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Source::Owned(bytes) => bytes,
+            Source::Borrowed(slice) => slice,
+        }
+    }
+
+    /// The bytes from `offset` on, as a chunk to queue.
+    fn into_bytes_from(self, offset: usize) -> Bytes {
+        match self {
+            Source::Owned(mut bytes) => bytes.split_off(offset),
+            Source::Borrowed(slice) => Bytes::copy_from_slice(&slice[offset..]),
+        }
+    }
+}
+
+impl SliceWriter for WriteQueue {
+    fn write_slice(&self, bytes: &[u8]) -> StreamResult<()> {
+        self.write(Source::Borrowed(bytes))
+    }
+}
+
 /// Where a worker writes.
 #[async_trait::async_trait]
 pub(crate) trait ChunkSink: Send + 'static {
@@ -263,52 +343,17 @@ impl OutputStream for QueuedOutputStream {
         Ok(self.queue.capacity.saturating_sub(pending as usize))
     }
 
-    fn write(&mut self, mut bytes: Bytes) -> StreamResult<()> {
-        let mut state = self.queue.lock();
-        Self::check_failure(&mut state)?;
-        if bytes.is_empty() {
-            return Ok(());
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.queue.write(Source::Owned(bytes))
+    }
+
+    fn slice_writer(&self) -> Option<Arc<dyn SliceWriter>> {
+        // Only a queue that writes directly gains from borrowed bytes: without a direct path
+        // every byte is copied into the queue anyway.
+        match self.queue.direct {
+            Some(_) => Some(self.queue.clone()),
+            None => None,
         }
-        // Straight to the destination only when nothing is queued or being written, so
-        // bytes never overtake earlier ones; the lock stays held so no other handle can
-        // queue in between.
-        if let Some(direct) = &self.queue.direct
-            && bytes.len() >= DIRECT_MIN_BYTES
-            && state.enqueued_total == state.written_total
-        {
-            match direct(&bytes) {
-                Ok(n) => {
-                    let n = n.min(bytes.len());
-                    state.enqueued_total += n as u64;
-                    state.written_total += n as u64;
-                    let _ = bytes.split_to(n);
-                    if bytes.is_empty() {
-                        return Ok(());
-                    }
-                }
-                Err(error) => {
-                    // This write failed: report it now, then `closed` from here on.
-                    let closed = error.kind() == io::ErrorKind::BrokenPipe;
-                    state.failure = Some(if closed {
-                        Failure::Closed
-                    } else {
-                        Failure::Reported
-                    });
-                    drop(state);
-                    self.queue.progress.notify_waiters();
-                    return Err(if closed {
-                        StreamError::Closed
-                    } else {
-                        StreamError::LastOperationFailed(wasmtime::Error::new(error))
-                    });
-                }
-            }
-        }
-        state.enqueued_total += bytes.len() as u64;
-        state.chunks.push_back(bytes);
-        drop(state);
-        self.queue.work.notify_one();
-        Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
