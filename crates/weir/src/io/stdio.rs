@@ -1,7 +1,13 @@
 //! The host process's stdin, stdout and stderr as guest streams.
 //!
-//! Writes to stdout/stderr never block the guest: they go into a bounded queue that a
-//! dedicated thread writes to the file descriptor. Reads from stdin are served by a thread
+//! Writes to stdout/stderr never block the guest: when the descriptor can take them at once
+//! (a file, `/dev/null`, a pipe with room, a socket) they are written from the guest's
+//! thread, straight from guest memory for components; otherwise (a terminal, a full pipe,
+//! writes under 4 KiB) they go into a bounded queue that a dedicated thread writes to the
+//! file descriptor, in order. For a pipe, the direct path writes through a second,
+//! non-blocking open of the same pipe (`/proc/self/fd/N`), kept for the process's lifetime:
+//! closing fd 1 alone then does not give the reader end-of-file until the process exits.
+//! `WEIR_STDIO_THREAD_ONLY` in the environment turns the direct path off (for benchmarks). Reads from stdin are served by a thread
 //! that reads one chunk at a time, only when a guest asks. Call [`flush_stdio`] before the
 //! process exits so that queued output is not lost (`weir run` does).
 
