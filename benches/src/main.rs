@@ -317,6 +317,24 @@ pub(crate) fn time_guest<T: Send + 'static>(
     Ok(elapsed)
 }
 
+/// The native baseline of the stdout benchmarks: `total` bytes of the flood pattern (byte
+/// `i` is `i % 251`) in unbuffered `chunk`-byte writes straight to fd 1 (std's stdout is
+/// line-buffered).
+pub(crate) fn native_stdout_writes(total: u64, chunk: usize) -> Result<()> {
+    use std::os::fd::AsFd;
+    let pattern: Vec<u8> = (0..chunk + 251).map(|i| (i % 251) as u8).collect();
+    let mut out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut written = 0u64;
+    while written < total {
+        let n = (chunk as u64).min(total - written) as usize;
+        let phase = (written % 251) as usize;
+        out.write_all(&pattern[phase..phase + n])?;
+        written += n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn child_stdout(args: &[String]) -> Result<()> {
     let host = args.first().context("host")?.as_str();
     let total = arg(args, 1, 1 << 30)?;
@@ -332,19 +350,8 @@ fn child_stdout(args: &[String]) -> Result<()> {
     let engine = Engine::default();
     let elapsed = match host {
         "native" => {
-            let pattern: Vec<u8> = (0..chunk as usize + 251).map(|i| (i % 251) as u8).collect();
-            // Unbuffered writes straight to fd 1 (std's stdout is line-buffered).
-            use std::os::fd::AsFd;
-            let mut out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
             let start = Instant::now();
-            let mut written = 0u64;
-            while written < total {
-                let n = chunk.min(total - written) as usize;
-                let phase = (written % 251) as usize;
-                out.write_all(&pattern[phase..phase + n])?;
-                written += n as u64;
-            }
-            out.flush()?;
+            native_stdout_writes(total, chunk as usize)?;
             start.elapsed()
         }
         "weir" => {

@@ -274,18 +274,9 @@ async fn wasmtime_wasi_p1(
 
 /// The same calls from native Rust: unbuffered writes to fd 1, or reads of the file.
 fn native(mode: &str, total: u64, chunk: usize, file: &Path) -> Result<std::time::Duration> {
-    use std::os::fd::AsFd;
     let start = Instant::now();
     if mode == "write" {
-        let pattern: Vec<u8> = (0..chunk + 251).map(|i| (i % 251) as u8).collect();
-        let mut out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-        let mut written = 0u64;
-        while written < total {
-            let n = (chunk as u64).min(total - written) as usize;
-            let phase = (written % 251) as usize;
-            out.write_all(&pattern[phase..phase + n])?;
-            written += n as u64;
-        }
+        crate::native_stdout_writes(total, chunk)?;
     } else {
         let mut input = std::fs::File::open(file)?;
         let mut buffer = vec![0u8; chunk];

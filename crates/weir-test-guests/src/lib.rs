@@ -50,6 +50,15 @@ pub fn core_module(name: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// The first position where `bytes` departs from the flood guests' output pattern (byte `i`
+/// is `i % 251`: `stdout_flood`, `p1_io write`), or `None` if it is the pattern throughout.
+pub fn flood_pattern_mismatch(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != (i % 251) as u8)
+}
+
 fn cache() -> &'static Mutex<HashMap<String, Arc<Vec<u8>>>> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)

@@ -192,11 +192,11 @@ fn stdout_of_16_byte_fd_writes_reaches_an_embedder_pipe_intact() {
         assert_eq!(outcome, Outcome::Success, "{mode:?}");
         let out = stdout.contents();
         assert_eq!(out.len(), TOTAL, "{mode:?}");
-        let first_bad = out
-            .iter()
-            .enumerate()
-            .position(|(i, &b)| b != (i % 251) as u8);
-        assert_eq!(first_bad, None, "{mode:?}");
+        assert_eq!(
+            weir_test_guests::flood_pattern_mismatch(&out),
+            None,
+            "{mode:?}"
+        );
     }
 }
 

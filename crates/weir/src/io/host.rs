@@ -316,30 +316,22 @@ fn write_from_guest_memory<T: crate::WasiView + 'static>(
     stream: &Output,
     contents: &wasmtime::component::WasmList<u8>,
 ) -> StreamResult<()> {
-    let writer = store
-        .data_mut()
-        .wasi()
-        .table
-        .get_mut(stream)?
-        .begin_write(contents.len())?;
-    match writer {
+    // The guest memory view and the resource table are both in the store: look the stream
+    // up again after each use of the memory.
+    fn resource<'a, T: crate::WasiView + 'static>(
+        store: &'a mut wasmtime::StoreContextMut<'_, T>,
+        stream: &Output,
+    ) -> StreamResult<&'a mut OutputStreamResource> {
+        Ok(store.data_mut().wasi().table.get_mut(stream)?)
+    }
+    match resource(store, stream)?.begin_write(contents.len())? {
         Some(writer) => {
             let result = writer.write_slice(contents.as_le_slice(&*store));
-            store
-                .data_mut()
-                .wasi()
-                .table
-                .get_mut(stream)?
-                .finish_write(result)
+            resource(store, stream)?.finish_write(result)
         }
         None => {
             let bytes = Bytes::copy_from_slice(contents.as_le_slice(&*store));
-            store
-                .data_mut()
-                .wasi()
-                .table
-                .get_mut(stream)?
-                .write_permitted(bytes)
+            resource(store, stream)?.write_permitted(bytes)
         }
     }
 }

@@ -7,8 +7,10 @@
 //! file descriptor, in order. For a pipe, the direct path writes through a second,
 //! non-blocking open of the same pipe (`/proc/self/fd/N`), kept for the process's lifetime:
 //! closing fd 1 alone then does not give the reader end-of-file until the process exits.
-//! `WEIR_STDIO_THREAD_ONLY` in the environment turns the direct path off (for benchmarks). Reads from stdin are served by a thread
-//! that reads one chunk at a time, only when a guest asks. Call [`flush_stdio`] before the
+//! `WEIR_STDIO_THREAD_ONLY` in the environment turns the direct path off (for benchmarks).
+//!
+//! Reads from stdin are served by a thread that reads one chunk at a time, only when a guest
+//! asks. Call [`flush_stdio`] before the
 //! process exits so that queued output is not lost (`weir run` does).
 
 use std::io::{self, Read, Write};
@@ -40,20 +42,13 @@ struct StdSink(StdFd);
 #[async_trait::async_trait]
 impl ChunkSink for StdSink {
     async fn write_all(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.write_all_vectored(std::slice::from_ref(&chunk)).await
+    }
+    async fn write_all_vectored(&mut self, chunks: &[Bytes]) -> io::Result<()> {
         // This runs on the queue's dedicated thread, so blocking here is the point. Write to
         // the descriptor directly: std's stdout is line-buffered, which would split every
         // chunk containing a newline into extra system calls. Holding the lock (after
         // flushing anything the host printed) keeps host and guest output from interleaving.
-        match self.0 {
-            StdFd::Stdout => {
-                let mut lock = io::stdout().lock();
-                lock.flush()?;
-                write_all_fd(lock.as_fd(), &chunk)
-            }
-            StdFd::Stderr => write_all_fd(io::stderr().lock().as_fd(), &chunk),
-        }
-    }
-    async fn write_all_vectored(&mut self, chunks: &[Bytes]) -> io::Result<()> {
         match self.0 {
             StdFd::Stdout => {
                 let mut lock = io::stdout().lock();

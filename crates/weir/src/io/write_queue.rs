@@ -362,7 +362,6 @@ impl OutputStream for QueuedOutputStream {
         // Direct writes leave nothing behind to flush: everything is with the destination.
         if self.queue.direct.is_some() && state.enqueued_total == state.written_total {
             state.flushed_total = state.enqueued_total;
-            state.flush_requested = state.flush_requested.max(state.enqueued_total);
             self.flush_target = state.enqueued_total;
             return Ok(());
         }
