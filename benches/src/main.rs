@@ -307,7 +307,9 @@ pub(crate) fn time_guest<T: Send + 'static>(
     before();
     let start = Instant::now();
     let outcome = runtime
-        .block_on(weir::command::run_async(&mut store, &linker, &component))
+        .block_on(weir::command::call_run_async(
+            &mut store, &linker, &component,
+        ))
         .map_err(anyhow::Error::from)?;
     drain();
     let elapsed = start.elapsed();

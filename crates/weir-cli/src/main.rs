@@ -380,10 +380,6 @@ fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
     Ok(())
 }
 
-/// How long `weir run` keeps delivering bytes a guest wrote to TCP connections after the
-/// guest returned.
-const TCP_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 fn run(mut args: RunArgs) -> Result<u8> {
     let config = options::engine_config(&mut args.common)?;
     // `-D logging=n` turns logging off, as in wasmtime; otherwise WEIR_LOG filters it.
@@ -406,6 +402,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
         limits: options::store_limits(&args.common.wasm),
     };
     let stats = host.wasi.network_stats();
+    let writers = host.wasi.tcp_background_writers();
     let mut store = Store::new(&engine, host);
     store.limiter(|host| &mut host.limits);
     if let Some(fuel) = wasi_options.hostcall_fuel {
@@ -496,14 +493,11 @@ fn run(mut args: RunArgs) -> Result<u8> {
             }
         };
         // Bytes the guest wrote to TCP connections that the kernel had not taken yet are
-        // still being delivered; shutting the runtime down would lose them.
-        let delivery = weir::sockets::tcp::background_writes_done();
-        if tokio::time::timeout(TCP_DELIVERY_LIMIT, delivery)
-            .await
-            .is_err()
-        {
-            tracing::warn!("gave up delivering unsent TCP bytes after {TCP_DELIVERY_LIMIT:?}");
-        }
+        // still being delivered; shutting the runtime down would lose them. (`run_async`
+        // waits already; `--invoke` calls and a timed-out run do not.)
+        writers
+            .deliver_within(weir::sockets::DEFAULT_TCP_DELIVERY_LIMIT)
+            .await;
         result
     });
     if args.stats {

@@ -4,7 +4,9 @@
 use wasmtime::component::{Component, ComponentExportIndex, Instance, Linker, TypedFunc};
 use wasmtime::{AsContextMut, Store};
 
+use crate::WasiView;
 use crate::cli::I32Exit;
+use crate::sockets::tcp::BackgroundWriters;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,25 @@ fn outcome(result: wasmtime::Result<(Result<(), ()>,)>) -> wasmtime::Result<Outc
 /// Instantiates `component` and runs it, on an engine with async support.
 ///
 /// A trap comes back as `Err` (with its backtrace); `exit` comes back as [`Outcome::Exit`].
-pub async fn run_async<T: Send + 'static>(
+/// However the guest ended, TCP bytes it wrote that the kernel had not taken yet are
+/// delivered before this returns, for up to the context's
+/// [`tcp_delivery_limit`](crate::WasiCtxBuilder::tcp_delivery_limit); this instance's
+/// writers only, not other instances'.
+pub async fn run_async<T: WasiView + 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
+    component: &Component,
+) -> wasmtime::Result<Outcome> {
+    let (writers, limit) = delivery(store);
+    let result = call_run_async(store, linker, component).await;
+    writers.deliver_within(limit).await;
+    result
+}
+
+/// [`run_async`] without the wait for TCP delivery, for any store (also one whose data is
+/// not a [`WasiView`]); the caller waits for
+/// [`WasiCtx::tcp_background_writers`](crate::WasiCtx::tcp_background_writers) itself.
+pub async fn call_run_async<T: Send + 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,
     component: &Component,
@@ -80,16 +100,31 @@ pub async fn run_async<T: Send + 'static>(
     outcome(run.call_async(&mut *store, ()).await)
 }
 
-/// Instantiates `component` and runs it, on an engine without async support.
-pub fn run_sync<T: 'static>(
+/// Instantiates `component` and runs it, on an engine without async support; TCP bytes
+/// are delivered before it returns, as in [`run_async`].
+pub fn run_sync<T: WasiView + 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,
     component: &Component,
 ) -> wasmtime::Result<Outcome> {
-    let index = run_export_index(component)?;
-    let instance = linker.instantiate(&mut *store, component)?;
-    let run = run_func(&mut *store, &instance, &index)?;
-    outcome(run.call(&mut *store, ()))
+    let (writers, limit) = delivery(store);
+    let result = (|| {
+        let index = run_export_index(component)?;
+        let instance = linker.instantiate(&mut *store, component)?;
+        let run = run_func(&mut *store, &instance, &index)?;
+        outcome(run.call(&mut *store, ()))
+    })();
+    crate::sync::block_on(writers.deliver_within(limit));
+    result
+}
+
+/// The instance's TCP background writers and how long to wait for them.
+fn delivery<T: WasiView>(store: &mut Store<T>) -> (BackgroundWriters, std::time::Duration) {
+    let view = store.data_mut().wasi();
+    (
+        view.ctx.tcp_background_writers(),
+        view.ctx.tcp_delivery_limit(),
+    )
 }
 
 /// Instantiates a preview1 command module (one exporting `_start`, linked with

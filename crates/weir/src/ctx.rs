@@ -37,6 +37,17 @@ impl WasiCtx {
     pub fn network_stats(&self) -> Arc<NetworkStats> {
         self.sockets.stats.clone()
     }
+
+    /// The instance's TCP background writers (bytes the guest wrote that the kernel had not
+    /// taken yet), to wait for or cancel; dropping the context cancels them.
+    pub fn tcp_background_writers(&self) -> crate::sockets::tcp::BackgroundWriters {
+        self.sockets.background_writers.clone()
+    }
+
+    /// The limit set by [`WasiCtxBuilder::tcp_delivery_limit`].
+    pub fn tcp_delivery_limit(&self) -> std::time::Duration {
+        self.sockets.config.tcp_delivery_limit
+    }
 }
 
 /// What the WASI host functions operate on: the context and the store's resource table.
@@ -244,6 +255,15 @@ impl WasiCtxBuilder {
     /// [`crate::sockets::DEFAULT_MAX_UDP_SOCKETS`]); one more is `new-socket-limit`.
     pub fn max_udp_sockets(&mut self, max: usize) -> &mut Self {
         self.ctx.sockets.config.max_udp_sockets = max;
+        self
+    }
+
+    /// How long [`crate::command::run_async`]/[`crate::command::run_sync`] keep delivering
+    /// TCP bytes the guest wrote but the kernel had not taken yet, once the guest returned
+    /// (default [`crate::sockets::DEFAULT_TCP_DELIVERY_LIMIT`], 30 s); writers still running
+    /// then are cancelled.
+    pub fn tcp_delivery_limit(&mut self, limit: std::time::Duration) -> &mut Self {
+        self.ctx.sockets.config.tcp_delivery_limit = limit;
         self
     }
 

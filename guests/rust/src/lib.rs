@@ -135,3 +135,18 @@ pub fn serve(listener: &TcpSocket, limit: Option<usize>) -> Result<(usize, usize
     }
     Ok((done, bytes))
 }
+
+/// The script commands that end a guest abruptly, leaving every resource it holds to the
+/// host: `exit CODE` (`exit` without running destructors), `trap` (a wasm `unreachable`),
+/// `hang` (waits forever, for a host that drops the guest mid-call). Returns for any other
+/// command.
+pub fn end_abruptly(words: &[&str]) {
+    match words.first().copied() {
+        Some("exit") => std::process::exit(words.get(1).and_then(|c| c.parse().ok()).unwrap_or(0)),
+        Some("trap") => core::arch::wasm32::unreachable(),
+        Some("hang") => loop {
+            subscribe_duration(u64::MAX).block();
+        },
+        _ => {}
+    }
+}

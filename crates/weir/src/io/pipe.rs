@@ -222,7 +222,11 @@ impl<W: AsyncWrite + Send + Unpin + 'static> ChunkSink for AsyncWriteSink<W> {
 ///
 /// Writes go into a queue of `capacity` bytes that a tokio task drains, so the guest never
 /// blocks; `flush` completes when the writer's own `flush` returned. Must be created inside
-/// a tokio runtime.
+/// a tokio runtime. As an [`crate::OutputSource`] (a guest's stdout or stderr) every
+/// `get-stdout` call gets a handle on the same queue. Once the last handle is gone (the
+/// guest's streams and, for a source, its [`crate::WasiCtx`]), the task writes what is
+/// still queued and ends; a writer that has not taken it 5 s later is given up (the bytes
+/// are dropped and the writer closed), so a dropped instance leaves no task behind.
 pub struct AsyncWriteStream {
     inner: QueuedOutputStream,
 }
@@ -235,6 +239,14 @@ impl AsyncWriteStream {
         AsyncWriteStream {
             inner: QueuedOutputStream::new(queue),
         }
+    }
+}
+
+impl crate::OutputSource for AsyncWriteStream {
+    fn stream(&self) -> Box<dyn OutputStream> {
+        Box::new(AsyncWriteStream {
+            inner: self.inner.another_handle(),
+        })
     }
 }
 

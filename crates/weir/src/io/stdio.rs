@@ -133,7 +133,9 @@ fn spawn_std_queue(fd: StdFd, name: &str) -> Arc<WriteQueue> {
     let spawned = std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build();
             match runtime {
                 Ok(runtime) => runtime.block_on(worker.run_worker(StdSink(fd))),
                 Err(error) => tracing::error!(%error, "cannot start the stdio writer"),

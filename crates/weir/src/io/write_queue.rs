@@ -46,6 +46,10 @@ const DIRECT_MIN_BYTES: usize = 4096;
 /// Writes what the destination takes right now without waiting (0: nothing now).
 pub(crate) type DirectWrite = Box<dyn Fn(&[u8]) -> io::Result<usize> + Send + Sync>;
 
+fn abandoned_error() -> io::Error {
+    io::Error::other("the stream was dropped and its destination took no bytes in time")
+}
+
 /// Shared state between stream handles and the worker.
 pub(crate) struct WriteQueue {
     state: Mutex<QueueState>,
@@ -58,7 +62,15 @@ pub(crate) struct WriteQueue {
     work: Notify,
     /// Wakes guests waiting for space or a completed flush.
     progress: Notify,
+    /// Signalled when the last stream handle is gone.
+    gone: Notify,
 }
+
+/// How long the worker keeps handing queued bytes to a destination, once the last stream
+/// handle is gone (the guest, or its whole instance, was dropped): a destination that has
+/// not taken them by then is given up, so that a dropped instance leaves no task or writer
+/// behind however stuck its reader is.
+pub(crate) const ABANDONED_WRITE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl WriteQueue {
     pub(crate) fn new(capacity: usize) -> Arc<Self> {
@@ -73,6 +85,7 @@ impl WriteQueue {
             direct,
             work: Notify::new(),
             progress: Notify::new(),
+            gone: Notify::new(),
         })
     }
 
@@ -195,7 +208,11 @@ impl WriteQueue {
                 let (chunks, after) = rest.split_at(group);
                 rest = after;
                 let len: usize = chunks.iter().map(Bytes::len).sum();
-                if let Err(error) = sink.write_all_vectored(chunks).await {
+                let written = tokio::select! {
+                    written = sink.write_all_vectored(chunks) => written,
+                    () = self.abandoned() => return self.fail(abandoned_error()),
+                };
+                if let Err(error) = written {
                     self.fail(error);
                     return;
                 }
@@ -208,7 +225,11 @@ impl WriteQueue {
                 // Flush only once everything up to the target was written.
                 let written = self.lock().written_total;
                 if written >= target {
-                    if let Err(error) = sink.flush().await {
+                    let flushed = tokio::select! {
+                        flushed = sink.flush() => flushed,
+                        () = self.abandoned() => return self.fail(abandoned_error()),
+                    };
+                    if let Err(error) = flushed {
                         self.fail(error);
                         return;
                     }
@@ -219,6 +240,20 @@ impl WriteQueue {
                 }
             }
         }
+    }
+
+    /// Resolves [`ABANDONED_WRITE_GRACE`] after the last stream handle went.
+    async fn abandoned(&self) {
+        loop {
+            let gone = self.gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.lock().handles_gone {
+                break;
+            }
+            gone.await;
+        }
+        tokio::time::sleep(ABANDONED_WRITE_GRACE).await;
     }
 
     fn fail(&self, error: io::Error) {
@@ -313,6 +348,11 @@ impl QueuedOutputStream {
         }
     }
 
+    /// Another handle on the same queue, with its own flush state.
+    pub(crate) fn another_handle(&self) -> Self {
+        Self::new(self.queue.clone())
+    }
+
     fn check_failure(state: &mut QueueState) -> StreamResult<()> {
         match state.failure.take() {
             None => Ok(()),
@@ -383,6 +423,7 @@ impl Drop for QueuedOutputStream {
         if Arc::strong_count(&self.queue) <= 2 {
             self.queue.lock().handles_gone = true;
             self.queue.work.notify_one();
+            self.queue.gone.notify_waiters();
         }
     }
 }

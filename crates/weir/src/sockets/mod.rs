@@ -42,7 +42,13 @@ pub struct SocketsConfig {
     pub tcp: bool,
     /// The most TCP sockets (listeners and connections) the guest may have open at once.
     pub max_tcp_sockets: usize,
+    /// How long [`crate::command::run_async`]/[`crate::command::run_sync`] keep delivering
+    /// TCP bytes the guest wrote but the kernel had not taken yet, after the guest returned.
+    pub tcp_delivery_limit: std::time::Duration,
 }
+
+/// Default for [`SocketsConfig::tcp_delivery_limit`].
+pub const DEFAULT_TCP_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for SocketsConfig {
     fn default() -> Self {
@@ -52,6 +58,7 @@ impl Default for SocketsConfig {
             max_udp_sockets: DEFAULT_MAX_UDP_SOCKETS,
             tcp: true,
             max_tcp_sockets: DEFAULT_MAX_TCP_SOCKETS,
+            tcp_delivery_limit: DEFAULT_TCP_DELIVERY_LIMIT,
         }
     }
 }
@@ -115,6 +122,14 @@ pub(crate) struct SocketsCtx {
     pub(crate) open_tcp_sockets: Arc<AtomicUsize>,
     /// Bounds the instance's concurrent name lookups (created on first use).
     pub(crate) lookup_slots: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    pub(crate) background_writers: tcp::BackgroundWriters,
+}
+
+impl Drop for SocketsCtx {
+    fn drop(&mut self) {
+        // The instance is gone: its writers must not outlive it (see `BackgroundWriters`).
+        self.background_writers.cancel();
+    }
 }
 
 /// One socket's share of a per-instance socket limit, released when the socket closes.

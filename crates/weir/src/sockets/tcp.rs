@@ -52,18 +52,18 @@ const MAX_READ_CHUNK: usize = 256 * 1024;
 const MAX_KEEPALIVE_SECONDS: u64 = 32_767;
 const MAX_KEEPALIVE_COUNT: u32 = 127;
 
-/// Background writers still holding bytes accepted from guests, process-wide.
-static BACKGROUND_WRITERS: AtomicUsize = AtomicUsize::new(0);
-/// Signalled whenever a background writer finishes.
-static BACKGROUND_WRITER_DONE: Notify = Notify::const_new();
+/// Every instance's background writers together, for [`background_writes_done`].
+static ALL_BACKGROUND_WRITERS: std::sync::LazyLock<BackgroundWriters> =
+    std::sync::LazyLock::new(BackgroundWriters::default);
 
-/// Waits until every TCP background writer has delivered (or failed to deliver) the bytes
-/// it holds: bytes a guest wrote but the kernel had not taken yet when the guest moved on.
+/// Waits until every TCP background writer of every instance in the process has delivered
+/// (or failed to deliver) the bytes it holds: bytes a guest wrote but the kernel had not
+/// taken yet when the guest moved on.
 ///
-/// Call it before shutting down the tokio runtime the guests ran on (dropping a runtime
-/// cancels its tasks, and with them any bytes still unsent). `weir run` waits for it, up to
-/// a time limit, after the guest returns. Writers whose output stream was dropped give up
-/// after 30 s without progress from the peer.
+/// [`crate::command::run_async`] already waits for its own instance's writers (see
+/// [`crate::WasiCtx::tcp_background_writers`]); this is for embedders that call guest
+/// exports themselves and want one wait before shutting down the tokio runtime (dropping a
+/// runtime cancels its tasks, and with them any bytes still unsent).
 ///
 /// ```no_run
 /// # async fn after_guests_ran() {
@@ -71,19 +71,112 @@ static BACKGROUND_WRITER_DONE: Notify = Notify::const_new();
 /// # }
 /// ```
 pub async fn background_writes_done() {
-    loop {
-        let done = BACKGROUND_WRITER_DONE.notified();
-        tokio::pin!(done);
-        done.as_mut().enable();
-        if BACKGROUND_WRITERS.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        done.await;
+    ALL_BACKGROUND_WRITERS.done().await
+}
+
+/// The TCP background writers of one instance: tasks still sending bytes the guest wrote
+/// that the kernel had not taken yet.
+///
+/// They run while the instance's [`crate::WasiCtx`] lives; dropping the context cancels
+/// those still running (their bytes are lost, and their descriptors closed), so that a
+/// dropped instance leaves nothing behind. [`crate::command::run_async`] and
+/// [`crate::command::run_sync`] wait for them, up to the context's delivery limit
+/// ([`crate::WasiCtxBuilder::tcp_delivery_limit`]), before returning.
+///
+/// ```no_run
+/// # async fn after_a_call(wasi: &weir::WasiCtx) {
+/// let writers = wasi.tcp_background_writers();
+/// if tokio::time::timeout(std::time::Duration::from_secs(5), writers.done()).await.is_err() {
+///     writers.cancel(); // give up on a peer that does not read
+/// }
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct BackgroundWriters(Arc<WriterCount>);
+
+#[derive(Default)]
+struct WriterCount {
+    running: AtomicUsize,
+    /// Signalled whenever a writer finishes.
+    finished: Notify,
+    cancelled: AtomicBool,
+    /// Signalled by [`BackgroundWriters::cancel`].
+    cancel: Notify,
+}
+
+impl std::fmt::Debug for BackgroundWriters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundWriters")
+            .field("running", &self.running())
+            .finish()
     }
 }
 
-/// A running background writer, counted in [`BACKGROUND_WRITERS`]. Dropping it (the task
-/// finished or was dropped with its runtime) settles the writer state and wakes waiters.
+impl BackgroundWriters {
+    /// How many writers are running.
+    pub fn running(&self) -> usize {
+        self.0.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until no writer is running.
+    pub async fn done(&self) {
+        loop {
+            let finished = self.0.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self.running() == 0 {
+                return;
+            }
+            finished.await;
+        }
+    }
+
+    /// Stops the running writers and every later one: their unsent bytes are dropped and
+    /// the next operation on their stream reports `last-operation-failed`.
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::Release);
+        self.0.cancel.notify_waiters();
+    }
+
+    /// Resolves once [`Self::cancel`] has been called.
+    async fn cancelled(&self) {
+        loop {
+            let cancel = self.0.cancel.notified();
+            tokio::pin!(cancel);
+            cancel.as_mut().enable();
+            if self.0.cancelled.load(Ordering::Acquire) {
+                return;
+            }
+            cancel.await;
+        }
+    }
+
+    fn started(&self) {
+        self.0.running.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn stopped(&self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.finished.notify_waiters();
+    }
+
+    /// Waits for the writers up to `limit`, then cancels those still running (with a
+    /// `tracing` warning).
+    pub async fn deliver_within(&self, limit: Duration) {
+        if tokio::time::timeout(limit, self.done()).await.is_err() {
+            tracing::warn!(
+                target: "weir::tcp",
+                running = self.running(),
+                "gave up delivering unsent TCP bytes after {limit:?}"
+            );
+            self.cancel();
+        }
+    }
+}
+
+/// A running background writer, counted in its instance's [`BackgroundWriters`] and in
+/// [`ALL_BACKGROUND_WRITERS`]. Dropping it (the task finished, was cancelled, or was dropped
+/// with its runtime) settles the writer state and wakes waiters.
 struct DrainRunning {
     shared: Arc<TcpShared>,
     /// The writer ran to its end (set under the writer lock); otherwise it was cancelled.
@@ -92,7 +185,8 @@ struct DrainRunning {
 
 impl DrainRunning {
     fn start(shared: Arc<TcpShared>) -> DrainRunning {
-        BACKGROUND_WRITERS.fetch_add(1, Ordering::AcqRel);
+        shared.writers.started();
+        ALL_BACKGROUND_WRITERS.started();
         DrainRunning {
             shared,
             finished: false,
@@ -109,12 +203,12 @@ impl Drop for DrainRunning {
             writer.draining = false;
             writer.unsent.clear();
             writer.error = Some(io::Error::other(
-                "the runtime stopped before unsent bytes were delivered",
+                "unsent bytes were dropped: the instance or the runtime stopped first",
             ));
         }
         shared.writer_idle.notify_waiters();
-        BACKGROUND_WRITERS.fetch_sub(1, Ordering::AcqRel);
-        BACKGROUND_WRITER_DONE.notify_waiters();
+        shared.writers.stopped();
+        ALL_BACKGROUND_WRITERS.stopped();
     }
 }
 
@@ -132,6 +226,8 @@ pub(crate) struct TcpShared {
     /// `shutdown(receive)` was called: the input stream is closed.
     receive_closed: AtomicBool,
     stats: Arc<NetworkStats>,
+    /// The instance's background writers, which this socket's writer joins.
+    writers: BackgroundWriters,
     _slot: SocketSlot,
 }
 
@@ -161,6 +257,7 @@ impl TcpShared {
         socket: Socket,
         family: IpAddressFamily,
         stats: Arc<NetworkStats>,
+        writers: BackgroundWriters,
         slot: SocketSlot,
     ) -> io::Result<Arc<TcpShared>> {
         socket.set_nonblocking(true)?;
@@ -172,6 +269,7 @@ impl TcpShared {
             writer_idle: Notify::new(),
             receive_closed: AtomicBool::new(false),
             stats,
+            writers,
             _slot: slot,
         }))
     }
@@ -268,7 +366,14 @@ impl TcpShared {
                 drop(writer);
                 let running = DrainRunning::start(self.clone());
                 let shared = self.clone();
-                crate::sync::spawn(async move { shared.drain_unsent(running).await });
+                crate::sync::spawn(async move {
+                    let writers = shared.writers.clone();
+                    tokio::select! {
+                        () = shared.drain_unsent(running) => {}
+                        // Dropping the drain settles its state through `running`.
+                        () = writers.cancelled() => {}
+                    }
+                });
             }
         }
         Ok(())
@@ -640,7 +745,13 @@ impl tcp_create_socket::Host for WasiCtxView<'_> {
         }
         let slot = SocketSlot::take(&sockets.open_tcp_sockets, sockets.config.max_tcp_sockets)?;
         let socket = new_socket(family).map_err(super::create_error)?;
-        let shared = TcpShared::new(socket, family, sockets.stats.clone(), slot)?;
+        let shared = TcpShared::new(
+            socket,
+            family,
+            sockets.stats.clone(),
+            sockets.background_writers.clone(),
+            slot,
+        )?;
         let socket = TcpSocket {
             shared,
             state: TcpState::Unbound,
@@ -831,7 +942,13 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
             }
         };
         tracing::trace!(target: "weir::tcp", %peer, "accepted");
-        let shared = TcpShared::new(connection, shared.family, shared.stats.clone(), slot)?;
+        let shared = TcpShared::new(
+            connection,
+            shared.family,
+            shared.stats.clone(),
+            shared.writers.clone(),
+            slot,
+        )?;
         shared.register()?;
         NetworkStats::add(&shared.stats.tcp_connections, 1);
         let accepted = TcpSocket {

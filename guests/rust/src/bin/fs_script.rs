@@ -12,6 +12,7 @@
 //! - `write N TEXT`: `write` at offset 0; `set-size N SIZE`
 //! - `write-stream N TEXT`, `append-stream N TEXT`: `write-via-stream` at 0 /
 //!   `append-via-stream`, then a blocking write and flush of TEXT
+//! - `exit CODE`, `trap`, `hang`: end the guest abruptly (see `weir_guests::end_abruptly`)
 use std::collections::HashMap;
 
 use wasip2::filesystem::preopens::get_directories;
@@ -70,6 +71,7 @@ fn main() {
         let words: Vec<&str> = command.split_whitespace().collect();
         let name = words.get(1).copied().unwrap_or("").to_string();
         let arg = |i: usize| words.get(i).copied().unwrap_or("");
+        weir_guests::end_abruptly(&words);
         let line = match words[0] {
             "open" => {
                 match root.open_at(PathFlags::empty(), arg(2), open_flags(arg(3)), descriptor_flags(arg(4))) {

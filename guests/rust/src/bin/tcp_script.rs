@@ -22,6 +22,8 @@
 //! - `resolve NAME` (all addresses, waiting as needed), `resolve-now NAME` (first
 //!   `resolve-next-address` call only); an error of `resolve-next-address` prints as
 //!   `next err(CODE)`, one of `resolve-addresses` as `err(CODE)`
+//! - `start-resolve NAME`: `resolve-addresses` only; the stream is kept, unread
+//! - `exit CODE`, `trap`, `hang`: end the guest abruptly (see `weir_guests::end_abruptly`)
 //! - `serve N COUNT` (echo server: accept COUNT connections, echo each until the peer closes,
 //!   all at once with one poll loop; prints how many connections and bytes it served)
 use std::collections::HashMap;
@@ -173,10 +175,12 @@ fn resolve(network: &Network, name: &str, wait_for_all: bool) -> String {
 fn main() {
     let network: Network = instance_network();
     let mut sockets: HashMap<String, Entry> = HashMap::new();
+    let mut pending_lookups = Vec::new();
     for command in std::env::args().skip(1) {
         let words: Vec<&str> = command.split_whitespace().collect();
         let name = words.get(1).copied().unwrap_or("").to_string();
         let arg = |i: usize| words.get(i).copied().unwrap_or("");
+        weir_guests::end_abruptly(&words);
         let line = match words[0] {
             "socket" => {
                 let family = if arg(2) == "v6" { IpAddressFamily::Ipv6 } else { IpAddressFamily::Ipv4 };
@@ -357,6 +361,13 @@ fn main() {
             }
             "resolve" => resolve(&network, arg(1), true),
             "resolve-now" => resolve(&network, arg(1), false),
+            "start-resolve" => match resolve_addresses(&network, arg(1)) {
+                Ok(stream) => {
+                    pending_lookups.push(stream);
+                    "ok".to_string()
+                }
+                Err(e) => format!("err({})", e.name()),
+            },
             "serve" => match serve(&sockets[&name].socket, Some(arg(2).parse().unwrap())) {
                 Ok((connections, bytes)) => format!("served {connections} connections, {bytes} bytes"),
                 Err(e) => e,

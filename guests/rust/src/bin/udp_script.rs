@@ -14,6 +14,7 @@
 //! - `echo N COUNT WAIT_MS` (receive COUNT datagrams, send each back to its source)
 //! - `old-check-send N`, `old-recv N` (on the pair a previous `stream` call returned)
 //! - `send-ready N WAIT_MS` (wait on the outgoing stream's pollable), `sleep MS`
+//! - `exit CODE`, `trap`, `hang`: end the guest abruptly (see `weir_guests::end_abruptly`)
 use std::collections::HashMap;
 
 use wasip2::clocks::monotonic_clock::subscribe_duration;
@@ -53,6 +54,7 @@ fn main() {
         let words: Vec<&str> = command.split_whitespace().collect();
         let name = words.get(1).copied().unwrap_or("").to_string();
         let arg = |i: usize| words.get(i).copied().unwrap_or("");
+        weir_guests::end_abruptly(&words);
         let line = match words[0] {
             "socket" => {
                 let family = if arg(2) == "v6" { IpAddressFamily::Ipv6 } else { IpAddressFamily::Ipv4 };
