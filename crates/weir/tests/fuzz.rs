@@ -47,6 +47,7 @@ const DOCUMENTED_TRAPS: &[&str] = &[
     "empty poll list",
     "exceeds limit",
     "not preceded by check-send",
+    "argument exceeds permitted size",
     // A parent (stream, socket) dropped before its child pollables, and a full table:
     // wasmtime's resource-table errors.
     "resource has children",
