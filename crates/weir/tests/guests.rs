@@ -445,3 +445,62 @@ fn filesystem_error_codes_follow_posix_and_wasmtime() {
         assert_eq!(std::fs::read(dir.path().join("f.txt")).unwrap(), b"hell");
     }
 }
+
+#[test]
+fn symlink_loops_and_symlinks_out_of_the_preopen_are_refused() {
+    for mode in MODES {
+        let root = tempfile::tempdir().unwrap();
+        let pre = root.path().join("pre");
+        std::fs::create_dir(&pre).unwrap();
+        std::fs::write(root.path().join("secret.txt"), "secret").unwrap();
+        // Host-made links the guest may follow: a loop, a relative way out, an absolute one.
+        std::os::unix::fs::symlink("loop-b", pre.join("loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", pre.join("loop-b")).unwrap();
+        std::os::unix::fs::symlink("../secret.txt", pre.join("up")).unwrap();
+        let absolute = root.path().join("secret.txt");
+        std::os::unix::fs::symlink(&absolute, pre.join("abs")).unwrap();
+        std::os::unix::fs::symlink("..", pre.join("parent")).unwrap();
+        std::os::unix::fs::symlink(root.path(), pre.join("root")).unwrap();
+        let lines = fs_script(
+            mode,
+            &pre,
+            false,
+            &[
+                "open a loop-a - read",
+                "open b up - read",
+                "open c abs - read",
+                "open d up - read,write",
+                "open e loop-a/x create read,write",
+                "open f parent/secret.txt - read",
+                "open g root/secret.txt - read,write",
+                "open h parent/new.txt create read,write",
+            ],
+        );
+        assert_eq!(
+            std::fs::read(&absolute).unwrap(),
+            b"secret",
+            "{mode:?}: the file outside was changed"
+        );
+        common::assert_lines(
+            &lines,
+            &[
+                // `open-at` without `symlink-follow` does not follow a final symlink
+                // (`O_NOFOLLOW`): ELOOP, whatever the link points at.
+                "err(loop)",
+                "err(loop)",
+                "err(loop)",
+                "err(loop)",
+                // A loop in the middle of a path.
+                "err(loop)",
+                // Symlinks in the middle of a path are followed, but never out.
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+            ],
+        );
+        assert!(
+            !root.path().join("new.txt").exists(),
+            "{mode:?}: created outside"
+        );
+    }
+}
