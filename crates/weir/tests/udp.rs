@@ -646,3 +646,52 @@ fn receive_limits_ipv6_exchange_and_superseded_streams() {
         assert_eq!(lines[14], "ok(64)", "the newest pair works");
     }
 }
+
+#[test]
+fn broadcast_and_multicast_sends_need_a_rule_that_covers_them() {
+    let commands = [
+        "socket b v4",
+        "bind b 127.0.0.1:0",
+        "stream b",
+        "send b 255.255.255.255:5 10",
+        "send b 224.0.0.1:5 10",
+        "send b 239.255.255.250:1900 10",
+        "stream b 255.255.255.255:5",
+        "stream b 224.0.0.1:5",
+    ];
+    for mode in MODES {
+        // Everything on loopback allowed: no rule covers broadcast or multicast addresses.
+        let loopback_only = NetworkPolicy::deny_all().allow("*=127.0.0.0/8").unwrap();
+        let lines = script_with(mode, loopback_only, |_| {}, &commands);
+        assert_lines(
+            &lines,
+            &[
+                "ok",
+                "ok(())",
+                "ok",
+                "err(access-denied)",
+                "err(access-denied)",
+                "err(access-denied)",
+                "err(access-denied)",
+                "err(access-denied)",
+            ],
+        );
+        // Everything allowed: multicast is a grant like any other address (whether the
+        // kernel can route it depends on the machine: `ok(1)` here); broadcast still needs
+        // `SO_BROADCAST`, which Weir never sets, so the kernel refuses it (EACCES).
+        let lines = script(mode, &commands);
+        assert_lines(
+            &lines,
+            &[
+                "ok",
+                "ok(())",
+                "ok",
+                "err(access-denied)",
+                "*",
+                "*",
+                "err(access-denied)",
+                "ok",
+            ],
+        );
+    }
+}
