@@ -108,14 +108,21 @@ pub fn run_sync<T: WasiView + 'static>(
     component: &Component,
 ) -> wasmtime::Result<Outcome> {
     let (writers, limit) = delivery(store);
-    let result = (|| {
-        let index = run_export_index(component)?;
-        let instance = linker.instantiate(&mut *store, component)?;
-        let run = run_func(&mut *store, &instance, &index)?;
-        outcome(run.call(&mut *store, ()))
-    })();
+    let result = call_run_sync(store, linker, component);
     crate::sync::block_on(writers.deliver_within(limit));
     result
+}
+
+/// [`run_sync`] without the wait for TCP delivery (the sync twin of [`call_run_async`]).
+fn call_run_sync<T: 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
+    component: &Component,
+) -> wasmtime::Result<Outcome> {
+    let index = run_export_index(component)?;
+    let instance = linker.instantiate(&mut *store, component)?;
+    let run = run_func(&mut *store, &instance, &index)?;
+    outcome(run.call(&mut *store, ()))
 }
 
 /// The instance's TCP background writers and how long to wait for them.

@@ -14,6 +14,8 @@
 //! `WEIR_FUZZ_CALLS=10000000 WEIR_FUZZ_SEED=1 cargo nextest run --release --workspace -E 'test(host_call_fuzzer)'`.
 //! A failure prints the seed and the instance's call log; rerun with that seed.
 
+mod common;
+
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -29,7 +31,7 @@ use weir::bindings::wasi::io::poll::{Host as _, HostPollable};
 use weir::bindings::wasi::io::streams::{HostInputStream, HostOutputStream};
 use weir::bindings::wasi::random::random::Host as _;
 use weir::bindings::wasi::sockets::instance_network::Host as _;
-use weir::bindings::wasi::sockets::network::{IpSocketAddress, Ipv4SocketAddress};
+use weir::bindings::wasi::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
 use weir::bindings::wasi::sockets::udp::{
     HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, OutgoingDatagram,
 };
@@ -130,27 +132,52 @@ enum Verdict {
     Trap(String),
 }
 
-fn stream<T>(result: Result<T, StreamError>) -> Verdict {
-    match result {
-        Ok(_) | Err(StreamError::Closed) | Err(StreamError::LastOperationFailed(_)) => {
-            Verdict::Fine
+/// An error of a host call: a WIT error for the guest (`None`), or a trap and its message.
+trait HostCallError {
+    fn trap_message(self) -> Option<String>;
+}
+
+impl HostCallError for StreamError {
+    fn trap_message(self) -> Option<String> {
+        match self {
+            StreamError::Closed | StreamError::LastOperationFailed(_) => None,
+            StreamError::Trap(e) => Some(format!("{e:#}")),
         }
-        Err(StreamError::Trap(e)) => Verdict::Trap(format!("{e:#}")),
     }
 }
 
-fn guest<T, C>(result: Result<T, GuestError<C>>) -> Verdict {
-    match result {
-        Ok(_) | Err(GuestError::Code(_)) => Verdict::Fine,
-        Err(GuestError::Trap(e)) => Verdict::Trap(format!("{e:#}")),
+impl<C> HostCallError for GuestError<C> {
+    fn trap_message(self) -> Option<String> {
+        match self {
+            GuestError::Code(_) => None,
+            GuestError::Trap(e) => Some(format!("{e:#}")),
+        }
     }
 }
 
-fn plain<T>(result: wasmtime::Result<T>) -> Verdict {
-    match result {
-        Ok(_) => Verdict::Fine,
-        Err(e) => Verdict::Trap(format!("{e:#}")),
+impl HostCallError for wasmtime::Error {
+    fn trap_message(self) -> Option<String> {
+        Some(format!("{self:#}"))
     }
+}
+
+fn judge<T, E: HostCallError>(result: Result<T, E>) -> Verdict {
+    match result.err().and_then(HostCallError::trap_message) {
+        None => Verdict::Fine,
+        Some(message) => Verdict::Trap(message),
+    }
+}
+
+/// Judges a call that creates a resource, and lists the resource it returned.
+fn created<R: 'static, E: HostCallError>(
+    handles: &mut Vec<(u32, Kind)>,
+    kind: Kind,
+    result: Result<Resource<R>, E>,
+) -> Verdict {
+    if let Ok(resource) = &result {
+        handles.push((resource.rep(), kind));
+    }
+    judge(result)
 }
 
 fn random_path(rng: &mut StdRng) -> String {
@@ -244,26 +271,14 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
     let (name, verdict) = match choice {
         0 => (
             "get-stdout".into(),
-            match v.get_stdout() {
-                Ok(r) => {
-                    new_handles.push((r.rep(), Kind::Output));
-                    Verdict::Fine
-                }
-                Err(e) => Verdict::Trap(format!("{e:#}")),
-            },
+            created(&mut new_handles, Kind::Output, v.get_stdout()),
         ),
         1 => (
             "get-stdin".into(),
-            match v.get_stdin() {
-                Ok(r) => {
-                    new_handles.push((r.rep(), Kind::Input));
-                    Verdict::Fine
-                }
-                Err(e) => Verdict::Trap(format!("{e:#}")),
-            },
+            created(&mut new_handles, Kind::Input, v.get_stdin()),
         ),
         2 => match out {
-            Some(o) => ("check-write".into(), stream(v.check_write(borrow(o)))),
+            Some(o) => ("check-write".into(), judge(v.check_write(borrow(o)))),
             None => ("none".into(), Verdict::Fine),
         },
         3 => match out {
@@ -271,13 +286,13 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
                 let n = (len % 8192) as usize;
                 (
                     format!("write({n})"),
-                    stream(HostOutputStream::write(&mut v, borrow(o), vec![1; n])),
+                    judge(HostOutputStream::write(&mut v, borrow(o), vec![1; n])),
                 )
             }
             None => ("none".into(), Verdict::Fine),
         },
         4 => match out {
-            Some(o) => ("flush".into(), stream(v.flush(borrow(o)))),
+            Some(o) => ("flush".into(), judge(v.flush(borrow(o)))),
             None => ("none".into(), Verdict::Fine),
         },
         5 => match out {
@@ -285,7 +300,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
                 let n = (len % 6000) as usize;
                 (
                     format!("blocking-write-and-flush({n})"),
-                    stream(v.blocking_write_and_flush(borrow(o), vec![2; n]).await),
+                    judge(v.blocking_write_and_flush(borrow(o), vec![2; n]).await),
                 )
             }
             None => ("none".into(), Verdict::Fine),
@@ -293,48 +308,44 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         6 => match out {
             Some(o) => (
                 format!("write-zeroes({len})"),
-                stream(v.write_zeroes(borrow(o), len)),
+                judge(v.write_zeroes(borrow(o), len)),
             ),
             None => ("none".into(), Verdict::Fine),
         },
         7 => match (out, input) {
             (Some(o), Some(i)) => (
                 format!("splice({len})"),
-                stream(v.splice(borrow(o), borrow(i), len)),
+                judge(v.splice(borrow(o), borrow(i), len)),
             ),
             _ => ("none".into(), Verdict::Fine),
         },
         8 => match input {
             Some(i) => (
                 format!("read({len})"),
-                stream(HostInputStream::read(&mut v, borrow(i), len)),
+                judge(HostInputStream::read(&mut v, borrow(i), len)),
             ),
             None => ("none".into(), Verdict::Fine),
         },
         9 => match input {
-            Some(i) => (format!("skip({len})"), stream(v.skip(borrow(i), len))),
+            Some(i) => (format!("skip({len})"), judge(v.skip(borrow(i), len))),
             None => ("none".into(), Verdict::Fine),
         },
         10 => match (out, input) {
             (Some(o), _) if rng.random_bool(0.5) => (
                 "subscribe(out)".into(),
-                match HostOutputStream::subscribe(&mut v, borrow(o)) {
-                    Ok(p) => {
-                        new_handles.push((p.rep(), Kind::Pollable));
-                        Verdict::Fine
-                    }
-                    Err(e) => Verdict::Trap(format!("{e:#}")),
-                },
+                created(
+                    &mut new_handles,
+                    Kind::Pollable,
+                    HostOutputStream::subscribe(&mut v, borrow(o)),
+                ),
             ),
             (_, Some(i)) => (
                 "subscribe(in)".into(),
-                match HostInputStream::subscribe(&mut v, borrow(i)) {
-                    Ok(p) => {
-                        new_handles.push((p.rep(), Kind::Pollable));
-                        Verdict::Fine
-                    }
-                    Err(e) => Verdict::Trap(format!("{e:#}")),
-                },
+                created(
+                    &mut new_handles,
+                    Kind::Pollable,
+                    HostInputStream::subscribe(&mut v, borrow(i)),
+                ),
             ),
             _ => ("none".into(), Verdict::Fine),
         },
@@ -346,13 +357,11 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
             };
             (
                 format!("subscribe-duration({nanos})"),
-                match v.subscribe_duration(nanos) {
-                    Ok(p) => {
-                        new_handles.push((p.rep(), Kind::Pollable));
-                        Verdict::Fine
-                    }
-                    Err(e) => Verdict::Trap(format!("{e:#}")),
-                },
+                created(
+                    &mut new_handles,
+                    Kind::Pollable,
+                    v.subscribe_duration(nanos),
+                ),
             )
         }
         12 => {
@@ -372,19 +381,19 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
                 reps.push(t.rep());
             }
             let n = reps.len();
-            let verdict = plain(v.poll(reps.into_iter().map(borrow).collect()).await);
+            let verdict = judge(v.poll(reps.into_iter().map(borrow).collect()).await);
             if let Some(t) = timer {
                 let _ = HostPollable::drop(&mut v, own(t.rep()));
             }
             (format!("poll({n})"), verdict)
         }
         13 => match pollable {
-            Some(p) => ("ready".into(), plain(v.ready(borrow(p)))),
+            Some(p) => ("ready".into(), judge(v.ready(borrow(p)))),
             None => ("none".into(), Verdict::Fine),
         },
         14 => (
             format!("get-random-bytes({len})"),
-            plain(v.get_random_bytes(len)),
+            judge(v.get_random_bytes(len)),
         ),
         15 => (
             "get-directories".into(),
@@ -430,13 +439,11 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
                 };
                 (
                     format!("open-at({path:?}, {oflags:?}, {flags:?})"),
-                    match v.open_at(borrow(d), pflags, path, oflags, flags) {
-                        Ok(r) => {
-                            new_handles.push((r.rep(), Kind::Descriptor));
-                            Verdict::Fine
-                        }
-                        Err(e) => guest::<(), _>(Err(e)),
-                    },
+                    created(
+                        &mut new_handles,
+                        Kind::Descriptor,
+                        v.open_at(borrow(d), pflags, path, oflags, flags),
+                    ),
                 )
             }
             None => ("none".into(), Verdict::Fine),
@@ -444,7 +451,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         17 => match desc {
             Some(d) => (
                 format!("read({len})"),
-                guest(HostDescriptor::read(
+                judge(HostDescriptor::read(
                     &mut v,
                     borrow(d),
                     len,
@@ -456,7 +463,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         18 => match desc {
             Some(d) => (
                 "write".into(),
-                guest(HostDescriptor::write(
+                judge(HostDescriptor::write(
                     &mut v,
                     borrow(d),
                     vec![3; (len % 4096) as usize],
@@ -468,20 +475,18 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         19 => match desc {
             Some(d) => (
                 "read-directory".into(),
-                match v.read_directory(borrow(d)) {
-                    Ok(r) => {
-                        new_handles.push((r.rep(), Kind::DirEntries));
-                        Verdict::Fine
-                    }
-                    Err(e) => guest::<(), _>(Err(e)),
-                },
+                created(
+                    &mut new_handles,
+                    Kind::DirEntries,
+                    v.read_directory(borrow(d)),
+                ),
             ),
             None => ("none".into(), Verdict::Fine),
         },
         20 => match entries {
             Some(e) => (
                 "read-directory-entry".into(),
-                guest(v.read_directory_entry(borrow(e))),
+                judge(v.read_directory_entry(borrow(e))),
             ),
             None => ("none".into(), Verdict::Fine),
         },
@@ -489,11 +494,11 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
             Some(d) => {
                 let (a, b) = (random_path(rng), random_path(rng));
                 let verdict = match rng.random_range(0..5) {
-                    0 => guest(v.rename_at(borrow(d), a.clone(), borrow(d), b.clone())),
-                    1 => guest(v.symlink_at(borrow(d), a.clone(), b.clone())),
-                    2 => guest(v.unlink_file_at(borrow(d), a.clone())),
-                    3 => guest(v.create_directory_at(borrow(d), a.clone())),
-                    _ => guest(v.stat_at(borrow(d), PathFlags::SYMLINK_FOLLOW, a.clone())),
+                    0 => judge(v.rename_at(borrow(d), a.clone(), borrow(d), b.clone())),
+                    1 => judge(v.symlink_at(borrow(d), a.clone(), b.clone())),
+                    2 => judge(v.unlink_file_at(borrow(d), a.clone())),
+                    3 => judge(v.create_directory_at(borrow(d), a.clone())),
+                    _ => judge(v.stat_at(borrow(d), PathFlags::SYMLINK_FOLLOW, a.clone())),
                 };
                 (format!("path-op({a:?}, {b:?})"), verdict)
             }
@@ -502,56 +507,43 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         22 => match desc {
             Some(d) => (
                 "read-via-stream".into(),
-                match v.read_via_stream(borrow(d), len) {
-                    Ok(r) => {
-                        new_handles.push((r.rep(), Kind::Input));
-                        Verdict::Fine
-                    }
-                    Err(e) => guest::<(), _>(Err(e)),
-                },
+                created(
+                    &mut new_handles,
+                    Kind::Input,
+                    v.read_via_stream(borrow(d), len),
+                ),
             ),
             None => ("none".into(), Verdict::Fine),
         },
         23 => match desc {
             Some(d) => (
                 "write-via-stream".into(),
-                match v.write_via_stream(borrow(d), len % 100_000) {
-                    Ok(r) => {
-                        new_handles.push((r.rep(), Kind::Output));
-                        Verdict::Fine
-                    }
-                    Err(e) => guest::<(), _>(Err(e)),
-                },
+                created(
+                    &mut new_handles,
+                    Kind::Output,
+                    v.write_via_stream(borrow(d), len % 100_000),
+                ),
             ),
             None => ("none".into(), Verdict::Fine),
         },
         24 => (
             "instance-network".into(),
-            match v.instance_network() {
-                Ok(r) => {
-                    new_handles.push((r.rep(), Kind::Network));
-                    Verdict::Fine
-                }
-                Err(e) => Verdict::Trap(format!("{e:#}")),
-            },
+            created(&mut new_handles, Kind::Network, v.instance_network()),
         ),
         25 => (
             "create-udp-socket".into(),
-            match v.create_udp_socket(weir::bindings::wasi::sockets::network::IpAddressFamily::Ipv4)
-            {
-                Ok(r) => {
-                    new_handles.push((r.rep(), Kind::Udp));
-                    Verdict::Fine
-                }
-                Err(e) => guest::<(), _>(Err(e)),
-            },
+            created(
+                &mut new_handles,
+                Kind::Udp,
+                v.create_udp_socket(IpAddressFamily::Ipv4),
+            ),
         ),
         26 => match (udp, network) {
             (Some(s), Some(n)) => {
                 let addr = loopback(rng);
-                let first = guest(v.start_bind(borrow(s), borrow(n), addr));
+                let first = judge(v.start_bind(borrow(s), borrow(n), addr));
                 let verdict = match first {
-                    Verdict::Fine => guest(v.finish_bind(borrow(s))),
+                    Verdict::Fine => judge(v.finish_bind(borrow(s))),
                     trap => trap,
                 };
                 (format!("bind({addr:?})"), verdict)
@@ -569,7 +561,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
                             new_handles.push((o.rep(), Kind::Outgoing));
                             Verdict::Fine
                         }
-                        Err(e) => guest::<(), _>(Err(e)),
+                        Err(e) => judge::<(), _>(Err(e)),
                     },
                 )
             }
@@ -578,7 +570,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         28 => match outgoing {
             Some(o) => {
                 let verdict = if rng.random_bool(0.5) {
-                    guest(v.check_send(borrow(o)))
+                    judge(v.check_send(borrow(o)))
                 } else {
                     let count = rng.random_range(0..5);
                     let datagrams = (0..count)
@@ -587,7 +579,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
                             remote_address: rng.random_bool(0.5).then(|| loopback(rng)),
                         })
                         .collect();
-                    guest(v.send(borrow(o), datagrams))
+                    judge(v.send(borrow(o), datagrams))
                 };
                 ("udp.check-send/send".into(), verdict)
             }
@@ -596,7 +588,7 @@ async fn step(instance: &mut Instance, rng: &mut StdRng) -> (String, Verdict) {
         29 => match incoming {
             Some(i) => (
                 format!("udp.receive({len})"),
-                guest(v.receive(borrow(i), len)),
+                judge(v.receive(borrow(i), len)),
             ),
             None => ("none".into(), Verdict::Fine),
         },
@@ -630,26 +622,20 @@ fn drop_handle(instance: &mut Instance, index: usize) -> (String, Verdict) {
 fn drop_rep(instance: &mut Instance, rep: u32, kind: Kind) -> (String, Verdict) {
     let mut v = instance.view();
     let verdict = match kind {
-        Kind::Output => plain(HostOutputStream::drop(&mut v, own(rep))),
-        Kind::Input => plain(HostInputStream::drop(&mut v, own(rep))),
-        Kind::Pollable => plain(HostPollable::drop(&mut v, own(rep))),
-        Kind::Descriptor => plain(HostDescriptor::drop(&mut v, own(rep))),
-        Kind::DirEntries => plain(HostDirectoryEntryStream::drop(&mut v, own(rep))),
-        Kind::Network => plain(weir::bindings::wasi::sockets::network::HostNetwork::drop(
+        Kind::Output => judge(HostOutputStream::drop(&mut v, own(rep))),
+        Kind::Input => judge(HostInputStream::drop(&mut v, own(rep))),
+        Kind::Pollable => judge(HostPollable::drop(&mut v, own(rep))),
+        Kind::Descriptor => judge(HostDescriptor::drop(&mut v, own(rep))),
+        Kind::DirEntries => judge(HostDirectoryEntryStream::drop(&mut v, own(rep))),
+        Kind::Network => judge(weir::bindings::wasi::sockets::network::HostNetwork::drop(
             &mut v,
             own(rep),
         )),
-        Kind::Udp => plain(HostUdpSocket::drop(&mut v, own(rep))),
-        Kind::Incoming => plain(HostIncomingDatagramStream::drop(&mut v, own(rep))),
-        Kind::Outgoing => plain(HostOutgoingDatagramStream::drop(&mut v, own(rep))),
+        Kind::Udp => judge(HostUdpSocket::drop(&mut v, own(rep))),
+        Kind::Incoming => judge(HostIncomingDatagramStream::drop(&mut v, own(rep))),
+        Kind::Outgoing => judge(HostOutgoingDatagramStream::drop(&mut v, own(rep))),
     };
     (format!("drop({kind:?} {rep})"), verdict)
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -749,7 +735,7 @@ fn host_call_fuzzer() {
         .enable_all()
         .build()
         .expect("runtime");
-    let baseline = open_fds();
+    let baseline = common::open_fds();
     let outcome = runtime.block_on(async {
         let dir = dir.path().to_path_buf();
         // A panic inside a call surfaces as a failed task, with the seed printed below.
@@ -762,13 +748,13 @@ fn host_call_fuzzer() {
     };
     // Background tasks of dropped instances (stream workers) end shortly after.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while open_fds() > baseline && std::time::Instant::now() < deadline {
+    while common::open_fds() > baseline && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        open_fds() <= baseline,
+        common::open_fds() <= baseline,
         "seed {seed}: {} descriptors open, {baseline} before",
-        open_fds()
+        common::open_fds()
     );
     println!(
         "host-call fuzzer: seed {seed}, {} calls, {} instances, {} documented traps, 0 panics, 0 hangs, 0 leaks",

@@ -518,14 +518,8 @@ fn shutdown_while_bytes_are_unsent_loses_nothing() {
     for mode in MODES {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let peer = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            // Read nothing for a while, so that the guest's last writes stay unsent.
-            std::thread::sleep(Duration::from_millis(300));
-            let mut received = Vec::new();
-            stream.read_to_end(&mut received).unwrap();
-            received
-        });
+        // Reads nothing for a while, so that the guest's last writes stay unsent.
+        let peer = common::late_reader(listener, Duration::from_millis(300));
         // `blast` spends each permit in several writes and does not wait for the last ones
         // to leave; the shutdown and the drops come right after.
         let (wasi, stats, out) = guest_with_stats(&[
@@ -544,7 +538,7 @@ fn shutdown_while_bytes_are_unsent_loses_nothing() {
             transcript.contains(&format!("=> ok({LEN})")),
             "{transcript}"
         );
-        let received = peer.join().unwrap();
+        let received = peer.join().unwrap().unwrap();
         assert_eq!(received.len(), LEN, "{mode:?}");
         assert!(received == pattern(LEN), "{mode:?}: bytes differ");
         // The background writer really had bytes to deliver after the guest moved on.

@@ -25,13 +25,26 @@ pub(crate) async fn wait_for_permit(
     notify: &tokio::sync::Notify,
     mut check_write: impl FnMut() -> StreamResult<usize>,
 ) -> StreamResult<usize> {
+    wait_until(notify, || match check_write() {
+        Ok(0) => None,
+        other => Some(other),
+    })
+    .await
+}
+
+/// Waits until `ready` returns a value, checking it again each time `notify` is signalled
+/// (registered before each check, so that a signal between the check and the wait is not
+/// missed; `notify_waiters` signals suffice).
+pub(crate) async fn wait_until<T>(
+    notify: &tokio::sync::Notify,
+    mut ready: impl FnMut() -> Option<T>,
+) -> T {
     loop {
         let woken = notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let permit = check_write()?;
-        if permit > 0 {
-            return Ok(permit);
+        if let Some(value) = ready() {
+            return value;
         }
         woken.await;
     }

@@ -244,15 +244,7 @@ impl WriteQueue {
 
     /// Resolves [`ABANDONED_WRITE_GRACE`] after the last stream handle went.
     async fn abandoned(&self) {
-        loop {
-            let gone = self.gone.notified();
-            tokio::pin!(gone);
-            gone.as_mut().enable();
-            if self.lock().handles_gone {
-                break;
-            }
-            gone.await;
-        }
+        super::wait_until(&self.gone, || self.lock().handles_gone.then_some(())).await;
         tokio::time::sleep(ABANDONED_WRITE_GRACE).await;
     }
 

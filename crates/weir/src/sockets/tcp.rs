@@ -120,15 +120,7 @@ impl BackgroundWriters {
 
     /// Waits until no writer is running.
     pub async fn done(&self) {
-        loop {
-            let finished = self.0.finished.notified();
-            tokio::pin!(finished);
-            finished.as_mut().enable();
-            if self.running() == 0 {
-                return;
-            }
-            finished.await;
-        }
+        crate::io::wait_until(&self.0.finished, || (self.running() == 0).then_some(())).await
     }
 
     /// Stops the running writers and every later one: their unsent bytes are dropped and
@@ -140,15 +132,8 @@ impl BackgroundWriters {
 
     /// Resolves once [`Self::cancel`] has been called.
     async fn cancelled(&self) {
-        loop {
-            let cancel = self.0.cancel.notified();
-            tokio::pin!(cancel);
-            cancel.as_mut().enable();
-            if self.0.cancelled.load(Ordering::Acquire) {
-                return;
-            }
-            cancel.await;
-        }
+        let cancelled = || self.0.cancelled.load(Ordering::Acquire).then_some(());
+        crate::io::wait_until(&self.0.cancel, cancelled).await
     }
 
     fn started(&self) {

@@ -209,3 +209,25 @@ pub fn assert_lines(actual: &[String], expected: &[&str]) {
         }
     }
 }
+
+/// How many descriptors the process has open (`/proc/self/fd`).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// A peer that accepts one connection on `listener`, reads nothing for `delay` (so that a
+/// guest's writes pile up unsent), then reads until the connection ends.
+pub fn late_reader(
+    listener: std::net::TcpListener,
+    delay: std::time::Duration,
+) -> std::thread::JoinHandle<std::io::Result<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept()?;
+        std::thread::sleep(delay);
+        let mut received = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut received)?;
+        Ok(received)
+    })
+}
