@@ -334,21 +334,202 @@ fn filesystem_read_only_preopen_refuses_changes() {
 
 /// Runs the `fs_script` guest over a preopen of `dir`; returns each command's result.
 fn fs_script(mode: Mode, dir: &std::path::Path, read_only: bool, commands: &[&str]) -> Vec<String> {
-    let (dir_perms, file_perms) = if read_only {
-        (DirPerms::READ, FilePerms::READ)
-    } else {
-        (DirPerms::all(), FilePerms::all())
-    };
+    fs_script_over(mode, &[("/data", dir, read_only)], commands)
+}
+
+/// Runs the `fs_script` guest over several preopens: (guest path, host dir, read-only).
+fn fs_script_over(
+    mode: Mode,
+    preopens: &[(&str, &std::path::Path, bool)],
+    commands: &[&str],
+) -> Vec<String> {
     common::run_script(
         mode,
         "fs_script",
         weir::sockets::NetworkPolicy::deny_all(),
         |b| {
-            b.preopened_dir(dir, "/data", dir_perms, file_perms)
-                .unwrap();
+            for (guest, dir, read_only) in preopens {
+                let (dir_perms, file_perms) = if *read_only {
+                    (DirPerms::READ, FilePerms::READ)
+                } else {
+                    (DirPerms::all(), FilePerms::all())
+                };
+                b.preopened_dir(dir, *guest, dir_perms, file_perms).unwrap();
+            }
         },
         commands,
     )
+}
+
+/// Every entry below `dir` (recursively) with its content (files), link target (symlinks)
+/// and modification time: what a guest must not have changed.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut entries = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let content = if meta.is_symlink() {
+            std::fs::read_link(&path)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes()
+        } else if meta.is_dir() {
+            let mut children: Vec<_> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            children.sort();
+            pending.extend(children);
+            Vec::new()
+        } else {
+            std::fs::read(&path).unwrap()
+        };
+        entries.push((path, content, meta.modified().unwrap()));
+    }
+    entries.sort();
+    entries
+}
+
+#[test]
+fn hardlinks_and_renames_never_cross_out_of_a_preopen_or_into_a_read_only_one() {
+    for mode in MODES {
+        let root = tempfile::tempdir().unwrap();
+        let (rw, ro) = (root.path().join("rw"), root.path().join("ro"));
+        std::fs::create_dir(&rw).unwrap();
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::write(rw.join("mine.txt"), "mine").unwrap();
+        std::fs::write(ro.join("theirs.txt"), "theirs").unwrap();
+        std::fs::write(root.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink("../secret.txt", rw.join("up")).unwrap();
+        let (ro_before, outside_before) = (
+            snapshot(&ro),
+            std::fs::read(root.path().join("secret.txt")).unwrap(),
+        );
+        let lines = fs_script_over(
+            mode,
+            &[("/rw", &rw, false), ("/ro", &ro, true)],
+            &[
+                // Out of a read-only preopen into a writable one: a hard link would make
+                // its file writable, a rename would take it away.
+                "link /ro theirs.txt /rw stolen.txt",
+                "rename /ro theirs.txt /rw taken.txt",
+                // Into a read-only preopen.
+                "link /rw mine.txt /ro planted.txt",
+                "rename /rw mine.txt /ro planted.txt",
+                // Out of the writable preopen by `..` or an absolute path, either end.
+                "link /rw ../ro/theirs.txt /rw stolen.txt",
+                "link /rw ../secret.txt /rw stolen.txt",
+                "link /rw /etc/hostname /rw stolen.txt",
+                "link /rw mine.txt /rw ../planted.txt",
+                "rename /rw ../secret.txt /rw taken.txt",
+                "rename /rw mine.txt /rw ../moved.txt",
+                "rename /rw mine.txt /rw /tmp/moved.txt",
+                // A hard link to a symlink pointing out is a symlink pointing out: opening
+                // it with `symlink-follow` stays refused. Linking *through* it (following
+                // the symlink, which would link the outside file) is refused outright.
+                "link /rw up /rw up2",
+                "open o up2 - read follow",
+                "link /rw up /rw through follow",
+                // Within one writable preopen both work, so the refusals above are real.
+                "link /rw mine.txt /rw copy.txt",
+                "rename /rw copy.txt /rw moved.txt",
+                "open m moved.txt - read",
+                "read m 10",
+            ],
+        );
+        common::assert_lines(
+            &lines,
+            &[
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "err(not-permitted)",
+                "ok(())",
+                "err(not-permitted)",
+                "err(invalid)",
+                "ok(())",
+                "ok(())",
+                "ok(Ok(DescriptorType::RegularFile))",
+                "ok((\"mine\", true))",
+            ],
+        );
+        assert_eq!(
+            snapshot(&ro),
+            ro_before,
+            "{mode:?}: the read-only preopen changed"
+        );
+        assert_eq!(
+            std::fs::read(root.path().join("secret.txt")).unwrap(),
+            outside_before
+        );
+        let mut outside: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        outside.sort();
+        assert_eq!(
+            outside,
+            ["ro", "rw", "secret.txt"],
+            "{mode:?}: created outside"
+        );
+        assert!(!std::path::Path::new("/tmp/moved.txt").exists());
+    }
+}
+
+#[test]
+fn a_read_only_preopen_is_unchanged_through_every_writing_entry_point() {
+    for mode in MODES {
+        let ro = tempfile::tempdir().unwrap();
+        std::fs::write(ro.path().join("f.txt"), "kept").unwrap();
+        std::fs::create_dir(ro.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("f.txt", ro.path().join("link")).unwrap();
+        let before = snapshot(ro.path());
+        let writes = [
+            // Opening for writing, creating, truncating.
+            "open w f.txt - write",
+            "open w f.txt - read,mutate",
+            "open w new.txt create read",
+            "open w f.txt truncate read",
+            "open w newdir create,directory read",
+            // Through a descriptor opened for reading.
+            "write r x",
+            "set-size r 0",
+            "write-stream r x",
+            "append-stream r x",
+            "set-times r",
+            "set-times d",
+            // Directory changes.
+            "mkdir /ro made",
+            "rmdir /ro sub",
+            "unlink /ro f.txt",
+            "unlink /ro link",
+            "symlink /ro f.txt made-link",
+            "set-times-at /ro f.txt",
+            "rename /ro f.txt /ro g.txt",
+            "link /ro f.txt /ro g.txt",
+        ];
+        let mut commands = vec!["open r f.txt - read", "open d sub directory read"];
+        commands.extend(writes);
+        let lines = fs_script_over(mode, &[("/ro", ro.path(), true)], &commands);
+        let mut expected = vec![
+            "ok(Ok(DescriptorType::RegularFile))",
+            "ok(Ok(DescriptorType::Directory))",
+        ];
+        expected.extend(writes.map(|_| "err(not-permitted)"));
+        common::assert_lines(&lines, &expected);
+        assert_eq!(
+            snapshot(ro.path()),
+            before,
+            "{mode:?}: the read-only preopen changed"
+        );
+    }
 }
 
 #[test]

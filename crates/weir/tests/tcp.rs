@@ -791,6 +791,49 @@ fn name_lookup_follows_the_policy() {
     }
 }
 
+#[test]
+fn a_name_lookup_grants_no_connect_to_the_addresses_it_returns() {
+    let native = TcpListener::bind("127.0.0.1:0").unwrap();
+    native.set_nonblocking(true).unwrap();
+    let target = format!("127.0.0.1:{}", native.local_addr().unwrap().port());
+    let lookup_only = NetworkPolicy::deny_all()
+        .allow("ip-name-lookup=localhost")
+        .unwrap()
+        .allow("tcp-connect=127.0.0.2")
+        .unwrap();
+    for mode in MODES {
+        let lines = script_with(
+            mode,
+            lookup_only.clone(),
+            |_| {},
+            &[
+                "resolve localhost",
+                "socket c v4",
+                &format!("connect c {target}"),
+            ],
+        );
+        // The lookup is allowed and returns 127.0.0.1, yet each connect is judged on its
+        // own address: resolving a name is no licence to reach what it names.
+        assert!(lines[0].contains("127.0.0.1"), "{mode:?}: {}", lines[0]);
+        assert_lines(&lines[1..], &["ok", "err(access-denied)"]);
+        assert!(
+            native.accept().is_err(),
+            "{mode:?}: a denied connect reached the peer"
+        );
+
+        // The same script with the address allowed too connects: the denial above was the
+        // policy's, not the script's.
+        let lines = script_with(
+            mode,
+            lookup_only.clone().allow("tcp-connect=127.0.0.1").unwrap(),
+            |_| {},
+            &["socket c v4", &format!("connect c {target}")],
+        );
+        assert_lines(&lines, &["ok", "ok"]);
+        assert!(native.accept().is_ok(), "{mode:?}: the allowed connect");
+    }
+}
+
 /// Allows everything except `denied`.
 fn all_but(denied: &str) -> NetworkPolicy {
     NetworkPolicy::allow_all().deny(denied).unwrap()
