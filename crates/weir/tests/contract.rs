@@ -38,12 +38,7 @@ fn guest(body: &str) -> Vec<u8> {
   (import "wasi:io/poll@0.2.12" "[resource-drop]pollable" (func $drop_pollable (param i32)))
   (import "wasi:clocks/monotonic-clock@0.2.12" "subscribe-duration" (func $sleep (param i64) (result i32)))
   (memory (export "memory") 20)
-  (global $heap (mut i32) (i32.const 0x100000))
-  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
-    (global.set $heap (i32.add (local.get $p) (local.get 3)))
-    (local.get $p))
+  {realloc}
   ;; The permit from check-write (traps the guest if check-write failed).
   (func $permit (param $out i32) (result i32)
     (call $check_write (local.get $out) (i32.const 0x10))
@@ -57,7 +52,8 @@ fn guest(body: &str) -> Vec<u8> {
     (local.set $out (call $get_stdout))
     {body}
     (i32.const 0))
-)"#
+)"#,
+        realloc = common::BUMP_REALLOC
     );
     wat_guest(WORLD, &wat).expect("building the WAT guest")
 }

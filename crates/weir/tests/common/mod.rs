@@ -231,3 +231,12 @@ pub fn late_reader(
         Ok(received)
     })
 }
+
+/// WAT for a guest's `cabi_realloc`: a bump allocator from 0x100000 that never frees (the
+/// memory must reach past what a test returns into it).
+pub const BUMP_REALLOC: &str = r#"(global $heap (mut i32) (i32.const 0x100000))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))"#;

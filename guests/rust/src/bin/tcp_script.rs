@@ -23,6 +23,10 @@
 //!   `resolve-next-address` call only); an error of `resolve-next-address` prints as
 //!   `next err(CODE)`, one of `resolve-addresses` as `err(CODE)`
 //! - `start-resolve NAME`: `resolve-addresses` only; the stream is kept, unread
+//! - `resolve-many NAME COUNT`: start COUNT lookups at once, then wait for all of them;
+//!   prints how many returned an address and each error code with its count
+//! - `write-for N MS`: write pattern bytes whenever the permit allows, for MS milliseconds
+//!   (a peer that never reads stops the permit); prints the bytes accepted
 //! - `exit CODE`, `trap`, `hang`: end the guest abruptly (see `weir_guests::end_abruptly`)
 //! - `serve N COUNT` (echo server: accept COUNT connections, echo each until the peer closes,
 //!   all at once with one poll loop; prints how many connections and bytes it served)
@@ -368,6 +372,11 @@ fn main() {
                 }
                 Err(e) => format!("err({})", e.name()),
             },
+            "resolve-many" => resolve_many(&network, arg(1), arg(2).parse().unwrap()),
+            "write-for" => {
+                let out = &sockets[&name].streams.as_ref().unwrap().1;
+                write_for(out, arg(2).parse().unwrap())
+            }
             "serve" => match serve(&sockets[&name].socket, Some(arg(2).parse().unwrap())) {
                 Ok((connections, bytes)) => format!("served {connections} connections, {bytes} bytes"),
                 Err(e) => e,
@@ -375,5 +384,62 @@ fn main() {
             other => panic!("unknown command `{other}`"),
         };
         println!("{command} => {line}");
+    }
+}
+
+fn resolve_many(network: &Network, name: &str, count: usize) -> String {
+    let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut pending = Vec::new();
+    for _ in 0..count {
+        match resolve_addresses(network, name) {
+            Ok(stream) => pending.push(stream),
+            Err(e) => *errors.entry(e.name().to_string()).or_default() += 1,
+        }
+    }
+    // Each stream with its pollable (dropped first: it is the stream's child).
+    let mut pending: Vec<_> = pending.into_iter().map(|s| (s.subscribe(), s)).collect();
+    let mut resolved = 0;
+    while !pending.is_empty() {
+        let ready = wasip2::io::poll::poll(&pending.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        // Highest index first, so that swap_remove leaves the other ready indices valid.
+        let mut ready: Vec<usize> = ready.into_iter().map(|i| i as usize).collect();
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        for index in ready {
+            let (pollable, stream) = pending.swap_remove(index);
+            drop(pollable);
+            match stream.resolve_next_address() {
+                Ok(Some(_)) => resolved += 1,
+                Ok(None) => *errors.entry("no-address".into()).or_default() += 1,
+                Err(e) => *errors.entry(e.name().to_string()).or_default() += 1,
+            }
+        }
+    }
+    format!("resolved {resolved}, errors {errors:?}")
+}
+
+fn write_for(out: &OutputStream, ms: u64) -> String {
+    let chunk = pattern(65536);
+    let deadline = subscribe_duration(ms * 1_000_000);
+    let mut accepted: u64 = 0;
+    loop {
+        match out.check_write() {
+            Ok(0) => {
+                let ready = out.subscribe();
+                if wasip2::io::poll::poll(&[&ready, &deadline]).contains(&1) {
+                    break format!("accepted {accepted}");
+                }
+            }
+            Ok(permit) => {
+                let n = (permit as usize).min(chunk.len());
+                if let Err(e) = out.write(&chunk[..n]) {
+                    break stream_error(e);
+                }
+                accepted += n as u64;
+                if deadline.ready() {
+                    break format!("accepted {accepted}");
+                }
+            }
+            Err(e) => break stream_error(e),
+        }
     }
 }
