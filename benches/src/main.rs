@@ -18,6 +18,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 
 mod cache;
+mod density;
 mod p1;
 mod tcp;
 mod udp;
@@ -35,11 +36,14 @@ fn main() -> Result<()> {
         Some("tcp") => tcp::bench(&args[1..]),
         Some("p1") => p1::bench(&args[1..]),
         Some("cache") => cache::bench(&args[1..]),
+        Some("density") => density::bench(&args[1..]),
+        Some("child-density") => density::child(&args[1..]),
         Some("child-p1") => p1::child(&args[1..]),
         _ => bail!(
             "usage: weir-bench stdout [TOTAL_BYTES] [CHUNK_BYTES] [RUNS] [pipe|null]\n       \
              weir-bench udp-send [COUNT] [RUNS]\n       weir-bench udp-receive [MILLIS] [RUNS]\n       \
-             weir-bench tcp [TOTAL_BYTES] [RUNS]\n       weir-bench p1 [RUNS]\n       weir-bench cache [RUNS] [FUNCTIONS]"
+             weir-bench tcp [TOTAL_BYTES] [RUNS]\n       weir-bench p1 [RUNS]\n       weir-bench cache [RUNS] [FUNCTIONS]\n       \
+             weir-bench density [COUNTS] [ECHOES] [RUNS]"
         ),
     }
 }
