@@ -5,6 +5,8 @@
 # crate turns them into components with the preview1 adapter).
 # Then builds the C guests (guests/c/*.c) with Debian's clang-16 and wasi-libc, installing
 # them if missing. Output: guests/c/target/NAME.wasm (preview1 core modules, run as they are).
+# Then builds the wasi:http/proxy guests (guests/http/*, reactor cdylibs). Output:
+# guests/http/target/wasm32-wasip1/release/http_*.wasm (componentized with the proxy adapter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +40,8 @@ unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_TARGET_DIR RUSTC_WRAPPER CARGO_BUI
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi -C link-arg=/usr/lib/wasm32-wasi/crt1-command.o"
 /usr/bin/cargo build --quiet --release --target wasm32-wasip1 -Zbuild-std=std,panic_abort "$@"
+
+# Reactors: no `main`, `_initialize` runs the constructors before the first export call.
+cd ../http
+export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi -C link-arg=/usr/lib/wasm32-wasi/crt1-reactor.o"
+/usr/bin/cargo build --quiet --release --target wasm32-wasip1 -Zbuild-std=std,panic_abort --workspace "$@"

@@ -1,8 +1,10 @@
 //! `weir run`: runs a `wasi:cli/command` component or a WASI preview1 core module, accepting
-//! `wasmtime run`'s flags; `weir compile`: precompiles one, as `wasmtime compile`.
+//! `wasmtime run`'s flags; `weir serve`: serves a `wasi:http/proxy` component, as `wasmtime
+//! serve`; `weir compile`: precompiles one, as `wasmtime compile`.
 
 mod invoke;
 mod options;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,9 @@ const TRAP_EXIT_STATUS: u8 = 134;
 enum Cli {
     /// Run a WASI command component (`wasi:cli/command`) or a WASI preview1 core module.
     Run(RunArgs),
+    /// Serve a `wasi:http/proxy` component over HTTP/1.1 and HTTP/2 (h2c): a fresh instance
+    /// per request.
+    Serve(serve::ServeArgs),
     /// Compile a component or module to native code (`.cwasm`), for `run --allow-precompiled`.
     Compile(CompileArgs),
 }
@@ -47,8 +52,9 @@ struct CompileArgs {
     input: PathBuf,
 }
 
+/// What `run` and `serve` share: the guest's environment, files, engine and network.
 #[derive(clap::Args)]
-struct RunArgs {
+pub(crate) struct GuestArgs {
     /// Grant access to a host directory, optionally under another guest path.
     #[arg(long = "dir", value_name = "HOST_DIR[::GUEST_DIR]")]
     dirs: Vec<String>,
@@ -60,10 +66,6 @@ struct RunArgs {
     /// Set an environment variable for the guest; NAME alone passes the host's value.
     #[arg(long = "env", value_name = "NAME[=VAL]")]
     envs: Vec<String>,
-
-    /// The guest's argv[0] (default: the component's path as given).
-    #[arg(long)]
-    argv0: Option<String>,
 
     /// wasmtime's `-O`, `-C`, `-D`, `-W`, `-S`, `-R`, `--target` and `--config FILE`
     /// (`-W help` lists a group's keys).
@@ -82,9 +84,20 @@ struct RunArgs {
     #[arg(long = "policy", value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// Print the instance's network counters to stderr at exit.
+    /// Print counters to stderr at exit: the instance's network counters (`run`), request
+    /// counts and latency percentiles (`serve`).
     #[arg(long)]
     stats: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    guest: GuestArgs,
+
+    /// The guest's argv[0] (default: the component's path as given).
+    #[arg(long)]
+    argv0: Option<String>,
 
     /// Call an export instead of the entry point: `'name(arg, …)'` in WAVE syntax for a
     /// component; `name` (with one ARG per parameter) for a core module.
@@ -109,10 +122,20 @@ struct RunArgs {
     args: Vec<String>,
 }
 
-struct Host {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
+pub(crate) struct Host {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: weir_http::WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+}
+
+impl weir_http::WasiHttpView for Host {
+    fn http(&mut self) -> weir_http::WasiHttpCtxView<'_> {
+        weir_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl WasiView for Host {
@@ -145,7 +168,7 @@ fn with_implicit_run(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std:
     let explicit = args.get(1).and_then(|a| a.to_str()).is_none_or(|first| {
         matches!(
             first,
-            "run" | "compile" | "help" | "-h" | "--help" | "-V" | "--version"
+            "run" | "serve" | "compile" | "help" | "-h" | "--help" | "-V" | "--version"
         )
     });
     if !explicit {
@@ -157,6 +180,16 @@ fn with_implicit_run(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std:
 fn main() -> ExitCode {
     let args = match Cli::parse_from(with_implicit_run(std::env::args_os())) {
         Cli::Run(args) => args,
+        Cli::Serve(args) => {
+            raise_open_file_limit();
+            return match serve::serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("Error: {error:?}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Cli::Compile(args) => {
             return match compile(args) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -180,15 +213,22 @@ fn main() -> ExitCode {
     ExitCode::from(status)
 }
 
-fn build_wasi(args: &RunArgs) -> Result<WasiCtx> {
-    let wasi_options = &args.common.wasi;
-    let network = NetworkSwitches::from_options(wasi_options);
-    let mut builder = WasiCtxBuilder::new();
+fn build_wasi(args: &RunArgs, policy: NetworkPolicy) -> Result<WasiCtx> {
+    let mut builder = wasi_builder(&args.guest, policy)?;
     let argv0 = args
         .argv0
         .clone()
         .unwrap_or_else(|| args.component.display().to_string());
     builder.arg(argv0).args(args.args.iter().cloned());
+    Ok(builder.build())
+}
+
+/// A WASI context builder with the guest's environment, stdio, limits, network policy
+/// and preopened directories (no arguments).
+pub(crate) fn wasi_builder(args: &GuestArgs, policy: NetworkPolicy) -> Result<WasiCtxBuilder> {
+    let wasi_options = &args.common.wasi;
+    let network = NetworkSwitches::from_options(wasi_options);
+    let mut builder = WasiCtxBuilder::new();
     if wasi_options.inherit_env == Some(true) {
         builder.inherit_env();
     }
@@ -215,7 +255,7 @@ fn build_wasi(args: &RunArgs) -> Result<WasiCtx> {
         builder.max_random_size(max);
     }
     builder
-        .network_policy(network_policy(args, &network)?)
+        .network_policy(policy)
         .allow_udp(network.udp)
         .allow_tcp(network.tcp);
     if let Some(cwd) = &wasi_options.cwd {
@@ -236,12 +276,13 @@ fn build_wasi(args: &RunArgs) -> Result<WasiCtx> {
             .preopened_dir(&spec.host, spec.guest.clone(), dir_perms, file_perms)
             .with_context(|| format!("{flag} {}", spec.host))?;
     }
-    Ok(builder.build())
+    Ok(builder)
 }
 
-/// The policy from `-S inherit-network`, `-S allow-ip-name-lookup`, `--allow`, `--deny` and
-/// `--policy`.
-fn network_policy(args: &RunArgs, network: &NetworkSwitches) -> Result<NetworkPolicy> {
+/// The policy from `-S inherit-network`, `-S allow-ip-name-lookup`, `--allow`, `--deny`,
+/// `--policy` and `-S http`: with `-S http`, HTTP requests are allowed (as in wasmtime)
+/// unless `http-request` rules are given, which then decide alone.
+pub(crate) fn network_policy(args: &GuestArgs, network: &NetworkSwitches) -> Result<NetworkPolicy> {
     let mut policy = if network.inherit_network {
         NetworkPolicy::allow_all_sockets()
     } else {
@@ -270,6 +311,17 @@ fn network_policy(args: &RunArgs, network: &NetworkSwitches) -> Result<NetworkPo
             .deny(rule)
             .with_context(|| format!("--deny {rule}"))?;
     }
+    let http_rules = policy
+        .rules()
+        .iter()
+        .any(|rule| rule.uses == [weir::sockets::NetworkUse::HttpRequest]);
+    if args.common.wasi.http == Some(true) && !http_rules {
+        policy = policy.with_rule(weir::sockets::Rule::http_requests(
+            weir::sockets::Action::Allow,
+            weir::sockets::NamePattern::Any,
+            0..=u16::MAX,
+        ));
+    }
     Ok(policy)
 }
 
@@ -281,7 +333,7 @@ enum Program {
 
 /// `weir compile`: writes the native code of a component or module.
 fn compile(mut args: CompileArgs) -> Result<()> {
-    let config = options::engine_config(&mut args.common)?;
+    let config = options::engine_config(&mut args.common, None)?;
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let program = weir::program::Program::from_file(&engine, &args.input, false)
         .map_err(anyhow::Error::from)?;
@@ -293,8 +345,8 @@ fn compile(mut args: CompileArgs) -> Result<()> {
 }
 
 fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
-    let trap_unknown = args.common.wasm.unknown_imports_trap == Some(true);
-    let default_unknown = args.common.wasm.unknown_imports_default == Some(true);
+    let trap_unknown = args.guest.common.wasm.unknown_imports_trap == Some(true);
+    let default_unknown = args.guest.common.wasm.unknown_imports_default == Some(true);
     let loaded = weir::program::Program::from_file(engine, &args.component, args.allow_precompiled)
         .map_err(anyhow::Error::from)?;
     let component = match loaded {
@@ -303,7 +355,7 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
             check_module_imports(&module, trap_unknown || default_unknown)?;
             let mut linker = wasmtime::Linker::<Host>::new(engine);
             weir::p1::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-            if let Some(allow) = args.common.wasm.unknown_exports_allow {
+            if let Some(allow) = args.guest.common.wasm.unknown_exports_allow {
                 linker.allow_unknown_exports(allow);
             }
             if trap_unknown {
@@ -320,7 +372,7 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
              applies to core modules"
         );
     }
-    if args.common.wasm.unknown_exports_allow == Some(true) {
+    if args.guest.common.wasm.unknown_exports_allow == Some(true) {
         anyhow::bail!(
             "-W unknown-exports-allow: not supported with components (as in wasmtime); it \
              applies to core modules"
@@ -329,6 +381,9 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
     refuse_wasi_0_3(engine, &component)?;
     let mut linker = Linker::<Host>::new(engine);
     weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    if args.guest.common.wasi.http == Some(true) {
+        weir_http::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    }
     if trap_unknown {
         linker
             .define_unknown_imports_as_traps(&component)
@@ -363,7 +418,7 @@ fn check_module_imports(module: &wasmtime::Module, trap_unknown: bool) -> Result
 
 /// Refuses, with a clear message, a component that needs WASI 0.3 (not provided yet), instead
 /// of the linker's error about the first missing import.
-fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
+pub(crate) fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
     let needs_0_3: Vec<String> = component
         .component_type()
         .imports(engine)
@@ -381,25 +436,28 @@ fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
 }
 
 fn run(mut args: RunArgs) -> Result<u8> {
-    let config = options::engine_config(&mut args.common)?;
+    let config = options::engine_config(&mut args.guest.common, None)?;
     // `-D logging=n` turns logging off, as in wasmtime; otherwise WEIR_LOG filters it.
-    if args.common.debug.logging != Some(false) {
+    if args.guest.common.debug.logging != Some(false) {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let mut program = load(&engine, &args)?;
-    let wasi_options = &args.common.wasi;
+    let wasi_options = &args.guest.common.wasi;
     let mut table = ResourceTable::new();
     if let Some(max) = wasi_options.max_resources {
         table.set_max_capacity(max);
     }
+    let policy = network_policy(&args.guest, &NetworkSwitches::from_options(wasi_options))?;
     let host = Host {
-        wasi: build_wasi(&args)?,
+        wasi: build_wasi(&args, policy.clone())?,
+        http: weir_http::WasiHttpCtx::new(policy),
         table,
-        limits: options::store_limits(&args.common.wasm),
+        limits: options::store_limits(&args.guest.common.wasm),
     };
     let stats = host.wasi.network_stats();
     let writers = host.wasi.tcp_background_writers();
@@ -411,10 +469,10 @@ fn run(mut args: RunArgs) -> Result<u8> {
     if let Some(max) = wasi_options.max_component_handles {
         store.set_max_component_handles(max);
     }
-    if let Some(fuel) = args.common.wasm.fuel {
+    if let Some(fuel) = args.guest.common.wasm.fuel {
         store.set_fuel(fuel).map_err(anyhow::Error::from)?;
     }
-    let timeout = args.common.wasm.timeout;
+    let timeout = args.guest.common.wasm.timeout;
     if let Some(timeout) = timeout {
         // Wasm code traps at the next epoch check once the deadline passes; a guest waiting
         // in the host is stopped by the runtime timeout below.
@@ -424,13 +482,13 @@ fn run(mut args: RunArgs) -> Result<u8> {
             std::thread::sleep(timeout);
             engine.increment_epoch();
         });
-    } else if args.common.wasm.epoch_interruption == Some(true) {
+    } else if args.guest.common.wasm.epoch_interruption == Some(true) {
         // Epoch checks without a timeout: nothing ever interrupts the guest.
         store.set_epoch_deadline(u64::MAX);
     }
 
     if let Program::Module(module, linker) = &mut program
-        && args.common.wasm.unknown_imports_default == Some(true)
+        && args.guest.common.wasm.unknown_imports_default == Some(true)
     {
         // Unknown functions return zeros, unknown globals/tables/memories are default ones.
         linker
@@ -500,7 +558,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
             .await;
         result
     });
-    if args.stats {
+    if args.guest.stats {
         weir::io::stdio::flush_stdio();
         eprintln!("weir stats: {}", stats.summary());
     }

@@ -32,10 +32,14 @@ impl DirSpec {
     }
 }
 
-/// The engine configuration for `weir run`: wasmtime's, from the options, plus what weir
-/// needs (epoch interruption for `-W timeout`).
-pub fn engine_config(common: &mut CommonOptions) -> Result<wasmtime::Config> {
-    let mut config = common.config(None)?;
+/// The engine configuration: wasmtime's, from the options, plus what weir needs (epoch
+/// interruption for `-W timeout`). `pooling_default` is whether the pooling allocator is
+/// on when `-O pooling-allocator` is not given (`serve` turns it on, as wasmtime does).
+pub fn engine_config(
+    common: &mut CommonOptions,
+    pooling_default: Option<bool>,
+) -> Result<wasmtime::Config> {
+    let mut config = common.config(pooling_default)?;
     if common.wasm.timeout.is_some() {
         config.epoch_interruption(true);
     }
@@ -118,13 +122,6 @@ fn refuse_wasi(wasi: &WasiOptions) -> Result<()> {
             refuse("-S", key, &format!("{interface} is not provided"))?;
         }
     }
-    if wasi.http == Some(true) {
-        refuse(
-            "-S",
-            "http",
-            "wasi:http is not provided yet (see the README's status table)",
-        )?;
-    }
     if wasi.listenfd == Some(true) || !wasi.tcplisten.is_empty() {
         let key = if wasi.listenfd == Some(true) {
             "listenfd"
@@ -202,7 +199,7 @@ mod tests {
         let mut argv = vec!["probe"];
         argv.extend_from_slice(args);
         let mut common = Probe::try_parse_from(argv)?.common;
-        engine_config(&mut common)?;
+        engine_config(&mut common, None)?;
         Ok(common)
     }
 
@@ -279,11 +276,7 @@ mod tests {
     #[test]
     fn keys_weir_cannot_honour_are_refused_with_the_reason() {
         for (args, needle) in [
-            (
-                &["-S", "http"][..],
-                "-S http: not supported by weir: wasi:http",
-            ),
-            (&["-S", "nn"], "-S nn: not supported by weir: wasi-nn"),
+            (&["-S", "nn"][..], "-S nn: not supported by weir: wasi-nn"),
             (&["-S", "threads"], "-S threads: not supported by weir"),
             (&["-S", "config"], "-S config: not supported by weir"),
             (&["-S", "keyvalue"], "-S keyvalue: not supported by weir"),

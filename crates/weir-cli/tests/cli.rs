@@ -818,11 +818,7 @@ fn wasmtime_run_flags_that_weir_honours_or_accepts() {
 fn wasmtime_run_flags_that_weir_refuses_say_why() {
     let hello = root().join("examples/hello.wasm");
     for (flags, needle) in [
-        (
-            &["-S", "http"][..],
-            "-S http: not supported by weir: wasi:http is not provided yet",
-        ),
-        (&["-S", "nn"], "-S nn: not supported by weir"),
+        (&["-S", "nn"][..], "-S nn: not supported by weir"),
         (&["-S", "cli=n"], "-S cli=n: not supported by weir"),
         (
             &["-D", "debugger=x.wasm"],

@@ -132,7 +132,9 @@ impl InputStream for IncomingBodyStream {
             return Ok(self.take(max));
         }
         if let Some(code) = self.failed.take() {
-            return Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(code)));
+            return Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(
+                code,
+            )));
         }
         if self.ended {
             return Err(StreamError::Closed);
@@ -142,7 +144,9 @@ impl InputStream for IncomingBodyStream {
                 self.buffered = bytes;
                 Ok(self.take(max))
             }
-            Ok(Err(code)) => Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(code))),
+            Ok(Err(code)) => Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(
+                code,
+            ))),
             Err(mpsc::error::TryRecvError::Empty) => Ok(Bytes::new()),
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 self.ended = true;
@@ -197,6 +201,7 @@ pub(crate) enum Outgoing {
 pub struct HostBody {
     receiver: Option<mpsc::Receiver<Outgoing>>,
     size: Option<u64>,
+    counters: Option<Arc<BodyCounters>>,
 }
 
 impl HostBody {
@@ -205,7 +210,25 @@ impl HostBody {
         HostBody {
             receiver: None,
             size: Some(0),
+            counters: None,
         }
+    }
+
+    /// For a request that HTTP/1.1 sends without a body unless it declares one (GET, HEAD,
+    /// CONNECT without `content-length`): if the guest has written nothing yet, the body
+    /// becomes empty by declaration (later bytes are the body-size error, never silently
+    /// dropped) and this returns `false`; if it has written bytes, returns `true`: the
+    /// request must then be sent chunked.
+    pub(crate) fn has_body_or_declare_empty(&self) -> bool {
+        let Some(counters) = &self.counters else {
+            return false;
+        };
+        if counters.written.load(Ordering::Relaxed) > 0 || counters.limit().is_some() {
+            return true;
+        }
+        // Guest calls on one store never overlap, so no write lands in between.
+        counters.limit.store(0, Ordering::Relaxed);
+        false
     }
 }
 
@@ -264,12 +287,33 @@ impl BodySide {
     }
 }
 
+/// What an outgoing body's resource, stream and [`HostBody`] share.
+#[derive(Debug)]
+struct BodyCounters {
+    written: AtomicU64,
+    /// The most bytes the body may carry: its `content-length`, 0 for a request sent
+    /// without a body, or [`NO_LIMIT`].
+    limit: AtomicU64,
+}
+
+const NO_LIMIT: u64 = u64::MAX;
+
+impl BodyCounters {
+    fn limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|&limit| limit != NO_LIMIT)
+    }
+
+    /// Nothing may be written any more, so a peer that stopped reading loses nothing.
+    fn complete(&self) -> bool {
+        self.limit() == Some(self.written.load(Ordering::Relaxed))
+    }
+}
+
 /// The guest's `outgoing-body`.
 pub struct OutgoingBodyResource {
     sender: mpsc::Sender<Outgoing>,
     stream: Option<OutgoingBodyStream>,
-    written: Arc<AtomicU64>,
-    content_length: Option<u64>,
+    counters: Arc<BodyCounters>,
     side: BodySide,
 }
 
@@ -278,25 +322,27 @@ impl OutgoingBodyResource {
     /// `content_length` (from the message's headers) is enforced.
     pub fn new(content_length: Option<u64>, side: BodySide) -> (Self, HostBody) {
         let (sender, receiver) = mpsc::channel(OUTGOING_CHUNKS);
-        let written = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(BodyCounters {
+            written: AtomicU64::new(0),
+            limit: AtomicU64::new(content_length.unwrap_or(NO_LIMIT)),
+        });
         let stream = OutgoingBodyStream {
             sender: sender.clone(),
             permit: None,
-            written: written.clone(),
-            content_length,
+            counters: counters.clone(),
             side,
         };
         (
             OutgoingBodyResource {
                 sender,
                 stream: Some(stream),
-                written,
-                content_length,
+                counters: counters.clone(),
                 side,
             },
             HostBody {
                 receiver: Some(receiver),
                 size: content_length,
+                counters: Some(counters),
             },
         )
     }
@@ -307,8 +353,7 @@ pub struct OutgoingBodyStream {
     sender: mpsc::Sender<Outgoing>,
     /// Room reserved in the channel for the next write.
     permit: Option<mpsc::OwnedPermit<Outgoing>>,
-    written: Arc<AtomicU64>,
-    content_length: Option<u64>,
+    counters: Arc<BodyCounters>,
     side: BodySide,
 }
 
@@ -324,6 +369,10 @@ impl OutputStream for OutgoingBodyStream {
                 Ok(WRITE_PERMIT)
             }
             Err(mpsc::error::TrySendError::Full(_)) => Ok(0),
+            // A complete body needs no reader: a write of more bytes is the size error.
+            Err(mpsc::error::TrySendError::Closed(_)) if self.counters.complete() => {
+                Ok(WRITE_PERMIT)
+            }
             // The peer went away (the connection closed).
             Err(mpsc::error::TrySendError::Closed(_)) => Err(StreamError::Closed),
         }
@@ -331,8 +380,8 @@ impl OutputStream for OutgoingBodyStream {
 
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         let len = bytes.len() as u64;
-        let total = self.written.load(Ordering::Relaxed) + len;
-        if let Some(limit) = self.content_length
+        let total = self.counters.written.load(Ordering::Relaxed) + len;
+        if let Some(limit) = self.counters.limit()
             && total > limit
         {
             // More than the declared `content-length`: the WIT's body-size error.
@@ -347,7 +396,7 @@ impl OutputStream for OutgoingBodyStream {
             // The host checked the permit before calling us.
             return Err(StreamError::trap("outgoing-body write without a permit"));
         };
-        self.written.store(total, Ordering::Relaxed);
+        self.counters.written.store(total, Ordering::Relaxed);
         permit.send(Outgoing::Data(bytes));
         Ok(())
     }
@@ -366,6 +415,7 @@ impl OutputStream for OutgoingBodyStream {
                 self.permit = Some(permit);
                 Ok(WRITE_PERMIT)
             }
+            Err(_) if self.counters.complete() => Ok(WRITE_PERMIT),
             Err(_) => Err(StreamError::Closed),
         }
     }
@@ -466,8 +516,8 @@ impl HostOutgoingBody for WasiHttpCtxView<'_> {
             Some(trailers) => Some(self.table.delete(trailers)?.to_header_map()),
             None => None,
         };
-        let written = body.written.load(Ordering::Relaxed);
-        if let Some(declared) = body.content_length
+        let written = body.counters.written.load(Ordering::Relaxed);
+        if let Some(declared) = body.counters.limit()
             && written != declared
         {
             // Fewer bytes than the declared `content-length`: the message is cut short

@@ -1,4 +1,5 @@
-//! `wasi:http/outgoing-handler`: requests a guest sends, judged by the [`HttpPolicy`]
+//! `wasi:http/outgoing-handler`: requests a guest sends, judged by the `http-request` rules of the
+//! instance's network policy
 //! first, then sent over HTTP/1.1 (`http` scheme) with the request's timeouts.
 //!
 //! Not provided yet: `https` (returns `internal-error`, see the README's status table) and
@@ -55,7 +56,13 @@ fn prepare(
     let authority: http::uri::Authority = authority
         .parse()
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-    let port = authority.port_u16().unwrap_or(80);
+    // A port that is not a u16 (`:99999`, `:`) is an invalid URI, not port 80.
+    let port = match authority.as_str().rsplit_once(':') {
+        Some((_, port)) if !authority.as_str().ends_with(']') => port
+            .parse::<u16>()
+            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
+        _ => 80,
+    };
     let host = authority.host().to_string();
     let method = method_from_wit(&request.method).ok_or(ErrorCode::HttpRequestMethodInvalid)?;
     let path = request.path_with_query.as_deref().unwrap_or("/");
@@ -83,6 +90,25 @@ fn prepare(
         http::HeaderValue::from_str(authority.as_str())
             .map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
     );
+    // HTTP/1.1 sends these methods without a body unless one is declared: declare it when
+    // the guest has written one, otherwise hold the guest to an empty body.
+    let bodiless_by_default = matches!(
+        *built.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::CONNECT
+    );
+    if bodiless_by_default
+        && !headers.contains_key(http::header::CONTENT_LENGTH)
+        && built.body().has_body_or_declare_empty()
+    {
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
+    // The guest can read response trailers: say so, or HTTP/1.1 servers must not send them.
+    if !headers.contains_key(http::header::TE) {
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    }
     *built.headers_mut() = headers;
     let options = options.unwrap_or_default();
     Ok(Prepared {
@@ -227,18 +253,19 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
             Ok(prepared) => prepared,
             Err(code) => return Ok(Err(code)),
         };
-        match self.ctx.policy.decide(&prepared.host, prepared.port) {
-            Some(rule) if rule.action == weir::sockets::Action::Allow => {}
-            decided => {
+        match self
+            .ctx
+            .policy
+            .check_http_request(&prepared.host, prepared.port)
+        {
+            weir::sockets::Decision::Allowed(_) => {}
+            weir::sockets::Decision::Denied(rule) => {
                 tracing::warn!(
                     target: "weir::policy",
                     "denied http-request to {}:{} ({})",
                     prepared.host,
                     prepared.port,
-                    decided.map_or("no rule allows it".to_string(), |rule| format!(
-                        "deny rule {:?}:{:?}",
-                        rule.hosts, rule.ports
-                    ))
+                    rule.map_or("no rule allows it".to_string(), |rule| rule.to_string())
                 );
                 return Ok(Err(ErrorCode::HttpRequestDenied));
             }

@@ -112,6 +112,8 @@ pub struct ServeOptions {
     pub max_concurrent_requests: usize,
     /// How long the guest may take to answer (set its response); `None`: no limit.
     pub request_timeout: Option<Duration>,
+    /// Where to count requests and their latencies, if anywhere.
+    pub stats: Option<Arc<ServeStats>>,
 }
 
 impl Default for ServeOptions {
@@ -119,7 +121,121 @@ impl Default for ServeOptions {
         ServeOptions {
             max_concurrent_requests: 1000,
             request_timeout: Some(Duration::from_secs(60)),
+            stats: None,
         }
+    }
+}
+
+/// Latency buckets: 8 per power of two of microseconds (12.5% wide), up to 2^41 µs.
+const LATENCY_BUCKETS: usize = 320;
+
+fn latency_bucket(micros: u64) -> usize {
+    if micros < 8 {
+        return micros as usize;
+    }
+    let log = 63 - micros.leading_zeros() as usize;
+    let mantissa = ((micros >> (log - 3)) & 7) as usize;
+    ((log - 2) * 8 + mantissa).min(LATENCY_BUCKETS - 1)
+}
+
+/// The smallest latency (µs) that falls in `bucket`.
+fn bucket_floor(bucket: usize) -> u64 {
+    if bucket < 8 {
+        return bucket as u64;
+    }
+    let (log, mantissa) = (bucket / 8 + 2, (bucket % 8) as u64);
+    (8 + mantissa) << (log - 3)
+}
+
+/// Request counters of a server: by status class, and a latency histogram (time from the
+/// request's arrival to its response head).
+pub struct ServeStats {
+    by_class: [std::sync::atomic::AtomicU64; 6],
+    latency: Box<[std::sync::atomic::AtomicU64]>,
+}
+
+impl Default for ServeStats {
+    fn default() -> Self {
+        ServeStats {
+            by_class: Default::default(),
+            latency: (0..LATENCY_BUCKETS).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+impl ServeStats {
+    /// Counts one response.
+    pub fn record(&self, status: http::StatusCode, latency: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let class = usize::from(status.as_u16() / 100).min(5);
+        self.by_class[class].fetch_add(1, Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency[latency_bucket(micros)].fetch_add(1, Relaxed);
+    }
+
+    /// Responses counted so far.
+    pub fn requests(&self) -> u64 {
+        self.by_class
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Responses with a status of `class`xx (`2` for 2xx).
+    pub fn with_status_class(&self, class: usize) -> u64 {
+        self.by_class
+            .get(class)
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// An upper bound of the `quantile` (0..=1) latency, within 12.5%; `None` before any
+    /// request.
+    pub fn latency_quantile(&self, quantile: f64) -> Option<Duration> {
+        let counts: Vec<u64> = self
+            .latency
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let wanted = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (bucket, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= wanted {
+                return Some(Duration::from_micros(bucket_floor(bucket + 1)));
+            }
+        }
+        None
+    }
+
+    /// One line: counts by class and latency percentiles.
+    pub fn summary(&self) -> String {
+        let ms = |q: f64| {
+            self.latency_quantile(q).map_or("-".to_string(), |d| {
+                format!("{:.2} ms", d.as_secs_f64() * 1e3)
+            })
+        };
+        format!(
+            "{} requests (2xx {}, 3xx {}, 4xx {}, 5xx {}); latency p50 <= {}, p90 <= {}, p99 <= {}, max <= {}",
+            self.requests(),
+            self.with_status_class(2),
+            self.with_status_class(3),
+            self.with_status_class(4),
+            self.with_status_class(5),
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(1.0)
+        )
     }
 }
 
@@ -237,11 +353,56 @@ where
             },
         },
     };
+    let elapsed = started.elapsed();
+    if let Some(stats) = &options.stats {
+        stats.record(response.status(), elapsed);
+    }
     tracing::info!(
         target: "weir::serve",
         "{peer} {method} {path} -> {} in {:.1} ms",
         response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1e3
+        elapsed.as_secs_f64() * 1e3
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_contiguous_and_quantiles_bound_the_samples() {
+        for bucket in 0..LATENCY_BUCKETS - 1 {
+            let floor = bucket_floor(bucket);
+            assert_eq!(latency_bucket(floor), bucket, "floor of {bucket}");
+            assert_eq!(latency_bucket(bucket_floor(bucket + 1) - 1), bucket);
+        }
+        let stats = ServeStats::default();
+        assert_eq!(stats.latency_quantile(0.5), None);
+        for ms in 1..=100 {
+            stats.record(http::StatusCode::OK, Duration::from_millis(ms));
+        }
+        stats.record(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(2),
+        );
+        assert_eq!(stats.requests(), 101);
+        assert_eq!(stats.with_status_class(2), 100);
+        assert_eq!(stats.with_status_class(5), 1);
+        let p50 = stats.latency_quantile(0.5).unwrap();
+        assert!(
+            p50 >= Duration::from_millis(51) && p50 <= Duration::from_millis(58),
+            "{p50:?}"
+        );
+        let max = stats.latency_quantile(1.0).unwrap();
+        assert!(
+            max >= Duration::from_secs(2) && max <= Duration::from_millis(2250),
+            "{max:?}"
+        );
+        assert!(
+            stats.summary().starts_with("101 requests (2xx 100,"),
+            "{}",
+            stats.summary()
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! Two routes (see `shared/guest-toolchain.md`):
 //! - [`rust_guest`]: a Rust program from `guests/rust/src/bin/`, built for `wasm32-wasip1` by
 //!   `scripts/build-guests.sh`, turned into a component with the preview1 adapter.
+//! - [`http_guest`]: a `wasi:http/proxy` handler from `guests/http/`, built as a reactor by
+//!   the same script, turned into a component with the preview1 proxy adapter.
 //! - [`wat_guest`]: a hand-written core module plus a WIT world naming its imports, for exact
 //!   contract tests (one byte over a permit, polling nothing, ...).
 
@@ -78,27 +80,71 @@ fn cached(key: String, build: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<Ve
 
 /// Turns a `wasm32-wasip1` core module into a command component with the preview1 adapter.
 pub fn componentize_wasip1(core: &[u8]) -> Result<Vec<u8>> {
+    componentize_with(
+        core,
+        wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+    )
+}
+
+/// Turns a `wasm32-wasip1` reactor exporting `wasi:http/incoming-handler` into a
+/// `wasi:http/proxy` component with the preview1 proxy adapter.
+pub fn componentize_wasip1_proxy(core: &[u8]) -> Result<Vec<u8>> {
+    componentize_with(
+        core,
+        wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_PROXY_ADAPTER,
+    )
+}
+
+fn componentize_with(core: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
     ComponentEncoder::default()
         .validate(true)
         .module(core)?
-        .adapter(
-            "wasi_snapshot_preview1",
-            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-        )?
+        .adapter("wasi_snapshot_preview1", adapter)?
         .encode()
+}
+
+/// Where `scripts/build-guests.sh` leaves the `wasi:http` guests (reactor core modules).
+pub fn http_guest_dir() -> PathBuf {
+    workspace_root().join("guests/http/target/wasm32-wasip1/release")
+}
+
+/// The `wasi:http/proxy` component for the guest `guests/http/NAME` (`hello`, `echo`,
+/// `probe`).
+pub fn http_guest(name: &str) -> Result<Arc<Vec<u8>>> {
+    built_guest(
+        "http",
+        name,
+        &http_guest_dir().join(format!("http_{name}.wasm")),
+        componentize_wasip1_proxy,
+    )
 }
 
 /// The component for the Rust guest `name` (a binary in `guests/rust/src/bin/`).
 pub fn rust_guest(name: &str) -> Result<Arc<Vec<u8>>> {
-    cached(format!("rust:{name}"), || {
-        let path = rust_guest_dir().join(format!("{name}.wasm"));
-        let core = std::fs::read(&path).with_context(|| {
+    built_guest(
+        "rust",
+        name,
+        &rust_guest_dir().join(format!("{name}.wasm")),
+        componentize_wasip1,
+    )
+}
+
+/// Reads the core module `path` built by `scripts/build-guests.sh` and componentizes it
+/// (once per process).
+fn built_guest(
+    kind: &str,
+    name: &str,
+    path: &Path,
+    componentize: fn(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Arc<Vec<u8>>> {
+    cached(format!("{kind}:{name}"), || {
+        let core = std::fs::read(path).with_context(|| {
             format!(
                 "guest `{name}` is not built ({}): run scripts/build-guests.sh",
                 path.display()
             )
         })?;
-        componentize_wasip1(&core).with_context(|| format!("componentizing guest `{name}`"))
+        componentize(&core).with_context(|| format!("componentizing guest `{name}`"))
     })
 }
 

@@ -15,6 +15,12 @@
 //! lookups only when its address is `*` and its ports are all ports. IP literals given to
 //! `resolve-addresses` involve no lookup and are not subject to these rules.
 //!
+//! `http-request` rules (outgoing `wasi:http` requests) name host patterns and ports:
+//! `http-request=api.example.com:443`, `http-request=*.example.com`,
+//! `http-request=127.0.0.1:8000-8999`, `http-request=[::1]:80`. A request is checked
+//! against the authority it names, before any lookup or connect (which the request makes
+//! itself, outside the socket rules).
+//!
 //! TOML form (`weir run --policy FILE`):
 //!
 //! ```toml
@@ -30,6 +36,11 @@
 //! [[allow]]
 //! uses = ["ip-name-lookup"]
 //! names = ["localhost", "*.example.com"]
+//!
+//! [[allow]]
+//! uses = ["http-request"]
+//! names = ["api.example.com"]
+//! ports = "443"
 //! ```
 
 use std::fmt;
@@ -56,11 +67,14 @@ pub enum NetworkUse {
     TcpAccept,
     /// Resolve host names.
     IpNameLookup,
+    /// Send an HTTP request (`wasi:http/outgoing-handler`) to a host name (or IP literal)
+    /// and port; rules name host-name patterns, like `ip-name-lookup`'s, and ports.
+    HttpRequest,
 }
 
 impl NetworkUse {
     /// Every use.
-    pub const ALL: [NetworkUse; 8] = [
+    pub const ALL: [NetworkUse; 9] = [
         NetworkUse::UdpBind,
         NetworkUse::UdpSend,
         NetworkUse::UdpReceive,
@@ -69,6 +83,7 @@ impl NetworkUse {
         NetworkUse::TcpListen,
         NetworkUse::TcpAccept,
         NetworkUse::IpNameLookup,
+        NetworkUse::HttpRequest,
     ];
 
     /// The UDP uses.
@@ -97,6 +112,7 @@ impl NetworkUse {
             NetworkUse::TcpListen => "tcp-listen",
             NetworkUse::TcpAccept => "tcp-accept",
             NetworkUse::IpNameLookup => "ip-name-lookup",
+            NetworkUse::HttpRequest => "http-request",
         }
     }
 }
@@ -116,7 +132,7 @@ impl FromStr for NetworkUse {
             .ok_or_else(|| {
                 PolicyError(format!(
                     "unknown network use `{s}` (known: udp-bind, udp-send, udp-receive, \
-                     tcp-bind, tcp-connect, tcp-listen, tcp-accept, ip-name-lookup, *)"
+                     tcp-bind, tcp-connect, tcp-listen, tcp-accept, ip-name-lookup, http-request, *)"
                 ))
             })
     }
@@ -354,7 +370,19 @@ impl Rule {
         }
     }
 
-    /// Parses `USES=CIDR[:PORTS]`, or `ip-name-lookup=PATTERN` (see the module docs).
+    /// A rule about `http-request`s to hosts matching `hosts` on `ports`.
+    pub fn http_requests(action: Action, hosts: NamePattern, ports: RangeInclusive<u16>) -> Rule {
+        Rule {
+            action,
+            uses: vec![NetworkUse::HttpRequest],
+            cidr: Cidr::ANY,
+            ports,
+            names: hosts,
+        }
+    }
+
+    /// Parses `USES=CIDR[:PORTS]`, `ip-name-lookup=PATTERN` or
+    /// `http-request=PATTERN[:PORTS]` (see the module docs).
     pub fn parse(action: Action, text: &str) -> Result<Rule, PolicyError> {
         let (uses, target) = text.split_once('=').ok_or_else(|| {
             PolicyError(format!(
@@ -366,6 +394,23 @@ impl Rule {
         if uses == [NetworkUse::IpNameLookup] {
             return Ok(Rule::names(action, target.parse()?));
         }
+        if uses == [NetworkUse::HttpRequest] {
+            let (hosts, ports) = split_host_target(target);
+            return Ok(Rule::http_requests(
+                action,
+                parse_host_pattern(hosts)?,
+                match ports {
+                    Some(p) => parse_ports(p)?,
+                    None => 0..=u16::MAX,
+                },
+            ));
+        }
+        if uses.contains(&NetworkUse::HttpRequest) && uses.len() < NetworkUse::ALL.len() {
+            return Err(PolicyError(format!(
+                "`{text}`: http-request rules name hosts, not addresses: give them on their own \
+                 (http-request=HOST-PATTERN[:PORTS])"
+            )));
+        }
         let (cidr, ports) = split_target(target);
         Ok(Rule::addresses(
             action,
@@ -376,6 +421,14 @@ impl Rule {
                 None => 0..=u16::MAX,
             },
         ))
+    }
+
+    fn matches_http_request(&self, host: &str, port: u16) -> bool {
+        self.uses.contains(&NetworkUse::HttpRequest)
+            && self
+                .names
+                .matches(host.trim_start_matches('[').trim_end_matches(']'))
+            && self.ports.contains(&port)
     }
 
     fn matches_name(&self, name: &str) -> bool {
@@ -403,6 +456,28 @@ fn parse_uses<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<NetworkUse
         return Err(PolicyError("a rule must name at least one use".into()));
     }
     Ok(uses)
+}
+
+/// Splits `HOST-PATTERN[:PORTS]`, where an IPv6 literal is written in brackets (`[::1]:80`).
+fn split_host_target(target: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = target.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+    {
+        let after = &rest[end + 1..];
+        return (&rest[..end], after.strip_prefix(':'));
+    }
+    match target.rsplit_once(':') {
+        Some((hosts, ports)) => (hosts, Some(ports)),
+        None => (target, None),
+    }
+}
+
+/// A host-name pattern, or an IP literal (IPv6 without its brackets).
+fn parse_host_pattern(text: &str) -> Result<NamePattern, PolicyError> {
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Ok(NamePattern::Exact(ip.to_string())),
+        Err(_) => text.parse(),
+    }
 }
 
 /// Splits `CIDR[:PORTS]`, where an IPv6 CIDR is written in brackets (`[::1]/128:53`).
@@ -436,6 +511,15 @@ impl fmt::Display for Rule {
         let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
         if self.uses == [NetworkUse::IpNameLookup] {
             return write!(f, "{action} ip-name-lookup={}", self.names);
+        }
+        if self.uses == [NetworkUse::HttpRequest] {
+            return write!(
+                f,
+                "{action} http-request={}:{}-{}",
+                self.names,
+                self.ports.start(),
+                self.ports.end()
+            );
         }
         write!(
             f,
@@ -566,6 +650,24 @@ impl NetworkPolicy {
         for (action, rules) in [(Action::Allow, file.allow), (Action::Deny, file.deny)] {
             for rule in rules {
                 let uses = parse_uses(rule.uses.iter().map(String::as_str))?;
+                if uses == [NetworkUse::HttpRequest] {
+                    if rule.cidr.is_some() {
+                        return Err(PolicyError(
+                            "policy file: an http-request rule takes `names` (host patterns) \
+                             and `ports`, not `cidr`"
+                                .into(),
+                        ));
+                    }
+                    let ports = parse_ports(rule.ports.as_deref().unwrap_or("*"))?;
+                    for host in rule.names.unwrap_or_else(|| vec!["*".into()]) {
+                        self.rules.push(Rule::http_requests(
+                            action,
+                            parse_host_pattern(&host)?,
+                            ports.clone(),
+                        ));
+                    }
+                    continue;
+                }
                 if let Some(names) = rule.names {
                     if uses != [NetworkUse::IpNameLookup] || rule.cidr.is_some() {
                         return Err(PolicyError(
@@ -621,6 +723,27 @@ impl NetworkPolicy {
         decide(self.rules.iter().filter(|r| r.matches_name(name)))
     }
 
+    /// Decides whether the guest may send an HTTP request to `host` (a name or an IP
+    /// literal, IPv6 with or without brackets) on `port`, naming the deciding rule.
+    ///
+    /// ```
+    /// use weir::sockets::NetworkPolicy;
+    /// let policy = NetworkPolicy::deny_all()
+    ///     .allow("http-request=*.example.com:443").unwrap()
+    ///     .allow("http-request=127.0.0.1:8000-8999").unwrap();
+    /// assert!(policy.check_http_request("api.example.com", 443).is_allowed());
+    /// assert!(!policy.check_http_request("api.example.com", 80).is_allowed());
+    /// assert!(policy.check_http_request("127.0.0.1", 8080).is_allowed());
+    /// assert!(!NetworkPolicy::deny_all().check_http_request("127.0.0.1", 80).is_allowed());
+    /// ```
+    pub fn check_http_request(&self, host: &str, port: u16) -> Decision<'_> {
+        decide(
+            self.rules
+                .iter()
+                .filter(|r| r.matches_http_request(host, port)),
+        )
+    }
+
     /// Shorthand for `check(..).is_allowed()`.
     pub fn is_allowed(&self, network_use: NetworkUse, address: SocketAddr) -> bool {
         self.check(network_use, address).is_allowed()
@@ -643,6 +766,65 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn http_request_rules_name_hosts_and_ports_and_deny_wins() {
+        let policy = NetworkPolicy::deny_all()
+            .allow("http-request=*.example.com:443")
+            .unwrap()
+            .allow("http-request=127.0.0.1:8000-8999")
+            .unwrap()
+            .allow("http-request=[::1]:80")
+            .unwrap()
+            .deny("http-request=bad.example.com")
+            .unwrap();
+        let allowed = |host: &str, port| policy.check_http_request(host, port).is_allowed();
+        assert!(allowed("api.example.com", 443));
+        assert!(
+            allowed("API.Example.com.", 443),
+            "names compare without case"
+        );
+        assert!(!allowed("api.example.com", 80));
+        assert!(!allowed("example.com", 443), "`*.` covers subdomains only");
+        assert!(!allowed("bad.example.com", 443), "deny wins");
+        assert!(allowed("127.0.0.1", 8080));
+        assert!(!allowed("127.0.0.1", 9000));
+        assert!(allowed("[::1]", 80) && allowed("::1", 80));
+        assert!(!allowed("::1", 81));
+        // Socket rules never allow HTTP requests, and HTTP rules allow no socket use.
+        assert!(
+            !NetworkPolicy::allow_all_sockets()
+                .check_http_request("a", 80)
+                .is_allowed()
+        );
+        assert!(!policy.is_allowed(NetworkUse::TcpConnect, addr("127.0.0.1:8080")));
+        assert!(
+            NetworkPolicy::allow_all()
+                .check_http_request("a", 80)
+                .is_allowed()
+        );
+        let error = NetworkPolicy::deny_all()
+            .allow("http-request,tcp-connect=127.0.0.1")
+            .unwrap_err();
+        assert!(error.0.contains("on their own"), "{error}");
+        assert!(NetworkPolicy::deny_all().allow("http-request=a b").is_err());
+
+        let toml = NetworkPolicy::deny_all()
+            .with_toml(
+                "[[allow]]\nuses = [\"http-request\"]\nnames = [\"api.example.com\", \"::1\"]\nports = \"443\"\n",
+            )
+            .unwrap();
+        assert!(toml.check_http_request("api.example.com", 443).is_allowed());
+        assert!(toml.check_http_request("[::1]", 443).is_allowed());
+        assert!(!toml.check_http_request("api.example.com", 80).is_allowed());
+        let cidr = NetworkPolicy::deny_all()
+            .with_toml("[[allow]]\nuses = [\"http-request\"]\ncidr = \"10.0.0.0/8\"\n");
+        assert!(cidr.is_err());
+        assert_eq!(
+            policy.rules()[0].to_string(),
+            "allow http-request=*.example.com:443-443"
+        );
     }
 
     #[test]

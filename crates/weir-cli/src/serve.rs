@@ -1,0 +1,195 @@
+//! `weir serve FILE`: serves a `wasi:http/proxy` component, as `wasmtime serve` does.
+//!
+//! Each request gets a fresh instance (pre-instantiated once, with Wasmtime's pooling
+//! allocator unless `-O pooling-allocator=n`), so requests never share guest state.
+//! Outgoing requests follow the same policy as `weir run`: denied unless `-S http` (any
+//! request) or `--allow http-request=HOST_PATTERN[:PORTS]` rules allow them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use weir_http::server::{ServeOptions, ServeStats};
+
+use crate::options::{self, NetworkSwitches};
+use crate::{GuestArgs, Host};
+
+/// How often the epoch advances: a guest running wasm code yields to the server this often,
+/// so that a request timeout can stop even a guest that never calls the host.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    guest: GuestArgs,
+
+    /// The address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "SOCKADDR")]
+    addr: SocketAddr,
+
+    /// Requests handled at once; more are answered `503 Service Unavailable`.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    max_concurrent_requests: usize,
+
+    /// Seconds a handler may take to set its response before the client gets a 500 (0: no
+    /// limit). `-W timeout` sets it too.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    request_timeout: f64,
+
+    /// Allow precompiled code (`.cwasm` from `weir compile`); trusted without validation.
+    #[arg(long)]
+    allow_precompiled: bool,
+
+    /// The `wasi:http/proxy` component to serve.
+    #[arg(value_name = "WASM")]
+    component: PathBuf,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then lets the requests in flight finish.
+pub fn serve(mut args: ServeArgs) -> Result<()> {
+    // Instances must not share the server's stdin; stdout and stderr are inherited.
+    args.guest.common.wasi.inherit_stdin.get_or_insert(false);
+    let mut config = options::engine_config(&mut args.guest.common, Some(true))?;
+    config.epoch_interruption(true);
+    if args.guest.common.debug.logging != Some(false) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::serve=info"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+    let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+    let component =
+        match weir::program::Program::from_file(&engine, &args.component, args.allow_precompiled)
+            .map_err(anyhow::Error::from)?
+        {
+            weir::program::Program::Component(component) => component,
+            weir::program::Program::Module(_) => anyhow::bail!(
+                "`{}` is a core module: weir serve needs a `wasi:http/proxy` component",
+                args.component.display()
+            ),
+        };
+    crate::refuse_wasi_0_3(&engine, &component)?;
+    let mut linker = Linker::<Host>::new(&engine);
+    weir_http::add_proxy_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot link `{}`", args.component.display()))?;
+    let pre = weir_http::bindings::ProxyPre::new(instance_pre)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "`{}` does not export `wasi:http/incoming-handler`: weir serve serves \
+                 `wasi:http/proxy` components",
+                args.component.display()
+            )
+        })?;
+
+    let network = NetworkSwitches::from_options(&args.guest.common.wasi);
+    let policy = crate::network_policy(&args.guest, &network)?;
+    // Open the preopens once up front, so that a bad --dir fails at start, not per request.
+    crate::wasi_builder(&args.guest, policy.clone())?;
+    let guest = Arc::new(args.guest);
+    let make_store = {
+        let engine = engine.clone();
+        let guest = guest.clone();
+        move || -> wasmtime::Result<Store<Host>> {
+            let wasi = crate::wasi_builder(&guest, policy.clone())
+                .map_err(wasmtime::Error::from_anyhow)?
+                .build();
+            let mut table = ResourceTable::new();
+            if let Some(max) = guest.common.wasi.max_resources {
+                table.set_max_capacity(max);
+            }
+            let host = Host {
+                wasi,
+                http: weir_http::WasiHttpCtx::new(policy.clone()),
+                table,
+                limits: options::store_limits(&guest.common.wasm),
+            };
+            let mut store = Store::new(&engine, host);
+            store.limiter(|host| &mut host.limits);
+            store.epoch_deadline_async_yield_and_update(1);
+            if let Some(fuel) = guest.common.wasi.hostcall_fuel {
+                store.set_hostcall_fuel(fuel);
+            }
+            if let Some(max) = guest.common.wasi.max_component_handles {
+                store.set_max_component_handles(max);
+            }
+            if let Some(fuel) = guest.common.wasm.fuel {
+                store.set_fuel(fuel)?;
+            }
+            Ok(store)
+        }
+    };
+    {
+        let engine = engine.clone();
+        std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .context("cannot start the epoch thread")?;
+    }
+
+    let request_timeout = guest.common.wasm.timeout.or_else(|| {
+        (args.request_timeout > 0.0).then(|| Duration::from_secs_f64(args.request_timeout))
+    });
+    let stats = guest.stats.then(|| Arc::new(ServeStats::default()));
+    let serve_options = ServeOptions {
+        max_concurrent_requests: args.max_concurrent_requests.max(1),
+        request_timeout,
+        stats: stats.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        let local = listener.local_addr().unwrap_or(args.addr);
+        eprintln!("Serving HTTP on http://{local}/");
+        weir_http::server::serve(listener, pre, make_store, serve_options, shutdown_signal())
+            .await
+            .context("serving")
+    })?;
+    eprintln!("weir serve: stopped");
+    if let Some(stats) = stats {
+        eprintln!("weir serve stats: {}", stats.summary());
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (or at once if they cannot be watched).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            // Serve on; only killing the process stops it then.
+            tracing::error!(target: "weir::serve", "cannot watch for SIGINT/SIGTERM: {error}");
+            std::future::pending::<()>().await;
+        }
+    }
+    eprintln!("weir serve: shutting down after the requests in flight");
+}

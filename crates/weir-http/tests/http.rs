@@ -1,0 +1,879 @@
+//! wasi:http end to end: the guests in `guests/http/` served by `weir_http::server::serve`,
+//! requested over HTTP/1.1 and h2c by a hyper client; outgoing requests from the `probe`
+//! guest to a local hyper upstream server, under the network policy.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use tokio::net::{TcpListener, TcpStream};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use weir::sockets::NetworkPolicy;
+use weir::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use weir_http::server::{ServeOptions, ServeStats};
+use weir_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+struct Host {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Host {
+    fn wasi(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(Engine::default)
+}
+
+/// A running `serve` of one guest; stopped (gracefully) by [`Server::stop`].
+struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    stats: Arc<ServeStats>,
+}
+
+impl Server {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.done
+            .await
+            .expect("the server task")
+            .expect("the server stops cleanly");
+    }
+}
+
+async fn start(guest: &str, policy: NetworkPolicy, options: ServeOptions) -> Server {
+    let bytes = weir_test_guests::http_guest(guest).expect("the guest is built");
+    let component = Component::new(engine(), &**bytes).expect("a valid component");
+    let mut linker = Linker::<Host>::new(engine());
+    weir_http::add_proxy_to_linker_async(&mut linker).expect("linking");
+    let pre = weir_http::bindings::ProxyPre::new(linker.instantiate_pre(&component).unwrap())
+        .expect("a proxy component");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stats = Arc::new(ServeStats::default());
+    let options = ServeOptions {
+        stats: Some(stats.clone()),
+        ..options
+    };
+    let make_store = move || {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr().network_policy(policy.clone());
+        Ok(Store::new(
+            engine(),
+            Host {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(policy.clone()),
+                table: ResourceTable::new(),
+            },
+        ))
+    };
+    let done = tokio::spawn(weir_http::server::serve(
+        listener,
+        pre,
+        make_store,
+        options,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        addr,
+        stop,
+        done,
+        stats,
+    }
+}
+
+type ClientBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn body(bytes: impl Into<Bytes>) -> ClientBody {
+    Full::new(bytes.into()).boxed()
+}
+
+/// The flood pattern: byte `i` is `i % 251`.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A body of `total` pattern bytes sent in 64 KiB chunks, without a length (chunked).
+fn streamed_pattern(total: usize) -> ClientBody {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = (0..total.div_ceil(CHUNK)).map(move |i| {
+        let start = i * CHUNK;
+        let end = total.min(start + CHUNK);
+        let bytes: Vec<u8> = (start..end).map(|j| (j % 251) as u8).collect();
+        Ok::<_, Infallible>(Frame::data(Bytes::from(bytes)))
+    });
+    StreamBody::new(IterStream(chunks)).boxed()
+}
+
+/// An iterator as a stream (each item ready at once).
+struct IterStream<I>(I);
+
+impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
+    type Item = I::Item;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<I::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request on a new connection (HTTP/1.1, or h2c with `h2`).
+async fn send(addr: SocketAddr, request: http::Request<ClientBody>, h2: bool) -> Reply {
+    try_send(addr, request, h2).await.expect("a full response")
+}
+
+async fn try_send(
+    addr: SocketAddr,
+    request: http::Request<ClientBody>,
+    h2: bool,
+) -> Result<Reply, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let response = if h2 {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    };
+    let response = response.map_err(|e| e.to_string())?;
+    let (parts, incoming) = response.into_parts();
+    let collected = incoming.collect().await.map_err(|e| format!("body: {e}"))?;
+    let trailers = collected.trailers().cloned();
+    Ok(Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: collected.to_bytes(),
+        trailers,
+    })
+}
+
+fn get(path: &str) -> http::Request<ClientBody> {
+    http::Request::get(path)
+        .header("host", "weir.test")
+        .body(body(""))
+        .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn hello_is_served_over_http1_and_h2c() {
+    runtime().block_on(async {
+        let server = start("hello", NetworkPolicy::deny_all(), ServeOptions::default()).await;
+        for h2 in [false, true] {
+            let reply = send(server.addr, get("/"), h2).await;
+            assert_eq!(reply.status, 200, "h2: {h2}");
+            assert_eq!(reply.text(), "Hello from a wasi:http component on Weir\n");
+            assert_eq!(reply.headers["content-type"], "text/plain");
+        }
+        // HTTP/1.1 keep-alive: several requests on one connection.
+        let stream = TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        for _ in 0..5 {
+            sender.ready().await.unwrap();
+            let response = sender.send_request(get("/")).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap();
+        }
+        assert_eq!(server.stats.with_status_class(2), 7);
+        server.stop().await;
+    });
+}
+
+#[test]
+fn echo_streams_bodies_both_ways_from_0_bytes_to_64_mib() {
+    runtime().block_on(async {
+        let server = start("echo", NetworkPolicy::deny_all(), ServeOptions::default()).await;
+        for (len, h2, chunked) in [
+            (0, false, false),
+            (1, false, true),
+            (70_000, true, false),
+            (1 << 20, true, true),
+            (64 << 20, false, true),
+            (64 << 20, true, false),
+        ] {
+            let mut request = http::Request::post("/")
+                .header("host", "weir.test")
+                .header("content-type", "application/x-weir");
+            let payload = if chunked {
+                streamed_pattern(len)
+            } else {
+                request = request.header("content-length", len);
+                body(pattern(len))
+            };
+            let reply = send(server.addr, request.body(payload).unwrap(), h2).await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.headers["content-type"], "application/x-weir");
+            assert_eq!(reply.body.len(), len, "len {len} h2 {h2} chunked {chunked}");
+            assert!(
+                weir_test_guests::flood_pattern_mismatch(&reply.body).is_none(),
+                "the echo differs from what was sent (len {len})"
+            );
+        }
+        server.stop().await;
+    });
+}
+
+#[test]
+fn a_hundred_concurrent_clients_are_all_answered() {
+    runtime().block_on(async {
+        let server = start("hello", NetworkPolicy::deny_all(), ServeOptions::default()).await;
+        let clients: Vec<_> = (0..100)
+            .map(|i| {
+                let addr = server.addr;
+                tokio::spawn(async move {
+                    let reply = send(addr, get("/"), i % 2 == 0).await;
+                    reply.status
+                })
+            })
+            .collect();
+        for client in clients {
+            assert_eq!(client.await.unwrap(), 200);
+        }
+        assert_eq!(server.stats.requests(), 100);
+        server.stop().await;
+    });
+}
+
+#[test]
+fn traps_missing_responses_and_timeouts_give_500_and_the_server_keeps_serving() {
+    runtime().block_on(async {
+        let options = ServeOptions {
+            request_timeout: Some(Duration::from_millis(300)),
+            ..ServeOptions::default()
+        };
+        let server = start("probe", NetworkPolicy::deny_all(), options).await;
+        for path in ["/trap", "/no-response", "/sleep/5000"] {
+            let reply = send(server.addr, get(path), false).await;
+            assert_eq!(reply.status, 500, "{path}");
+            assert_eq!(reply.text(), "internal error\n", "{path}");
+            let next = send(server.addr, get("/hello"), false).await;
+            assert_eq!(
+                (next.status, next.text().as_str()),
+                (200, "hello"),
+                "after {path}"
+            );
+        }
+        let reply = send(server.addr, get("/sleep/10"), true).await;
+        assert_eq!((reply.status, reply.text().as_str()), (200, "slept"));
+        assert_eq!(server.stats.with_status_class(5), 3);
+        server.stop().await;
+    });
+}
+
+#[test]
+fn requests_over_the_concurrency_limit_get_503() {
+    runtime().block_on(async {
+        let options = ServeOptions {
+            max_concurrent_requests: 1,
+            ..ServeOptions::default()
+        };
+        let server = start("probe", NetworkPolicy::deny_all(), options).await;
+        let addr = server.addr;
+        let slow = tokio::spawn(async move { send(addr, get("/sleep/600"), false).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let busy = send(server.addr, get("/hello"), false).await;
+        assert_eq!(busy.status, 503);
+        assert_eq!(busy.text(), "too many requests at once\n");
+        assert_eq!(slow.await.unwrap().status, 200);
+        assert_eq!(send(server.addr, get("/hello"), false).await.status, 200);
+        server.stop().await;
+    });
+}
+
+#[test]
+fn shutdown_lets_the_request_in_flight_finish() {
+    runtime().block_on(async {
+        let server = start("probe", NetworkPolicy::deny_all(), ServeOptions::default()).await;
+        let addr = server.addr;
+        let in_flight = tokio::spawn(async move { send(addr, get("/sleep/500"), false).await });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        server.stop().await;
+        let reply = in_flight.await.unwrap();
+        assert_eq!((reply.status, reply.text().as_str()), (200, "slept"));
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "the listener is closed after shutdown"
+        );
+    });
+}
+
+#[test]
+fn the_incoming_request_is_what_the_client_sent() {
+    runtime().block_on(async {
+        let server = start("probe", NetworkPolicy::deny_all(), ServeOptions::default()).await;
+        for h2 in [false, true] {
+            let request = http::Request::put(format!("http://{}/info?a=1&b=2", server.addr))
+                .header("X-Custom", "one")
+                .header("x-custom", "two")
+                .body(body(""))
+                .unwrap();
+            let reply = send(server.addr, request, h2).await;
+            assert_eq!(reply.status, 200);
+            let text = reply.text();
+            assert!(text.starts_with("method: PUT\nscheme: http\n"), "{text}");
+            assert!(
+                text.contains(&format!("authority: {}\n", server.addr)),
+                "{text}"
+            );
+            assert!(text.contains("path: /info?a=1&b=2\n"), "{text}");
+            assert!(
+                text.contains("header x-custom: one\nheader x-custom: two\n"),
+                "values of a repeated header keep their order: {text}"
+            );
+        }
+        server.stop().await;
+    });
+}
+
+#[test]
+fn fields_follow_the_wit_validation_and_immutability_rules() {
+    runtime().block_on(async {
+        let server = start("probe", NetworkPolicy::deny_all(), ServeOptions::default()).await;
+        let reply = send(server.addr, get("/fields"), false).await;
+        assert_eq!(reply.status, 200);
+        let expected = "\
+from-list bad name: invalid-syntax
+from-list empty name: invalid-syntax
+from-list bad value: invalid-syntax
+from-list forbidden: forbidden
+from-list host: forbidden
+from-list ok: ok
+append: ok
+append again: ok
+append forbidden: forbidden
+set bad value: invalid-syntax
+get case-insensitive: 1,2
+has: true
+entries keep case: X-Multi,x-multi
+delete: ok
+has after delete: false
+request headers append: immutable
+request headers set: immutable
+request headers delete: immutable
+clone is mutable: ok
+set-method bad: false
+set-authority bad: false
+set-path bad: false
+set-scheme bad: false
+status 99: false
+status 1000: false
+status 204: true
+body once: true
+body twice: false
+";
+        assert_eq!(reply.text(), expected);
+        server.stop().await;
+    });
+}
+
+// ---- Outgoing requests -------------------------------------------------------------
+
+/// A local upstream server. Routes: `/echo` streams the body back (with `x-echo: METHOD`,
+/// and the request's trailers as response trailers); `/trailers` answers `body` with a
+/// trailer `x-t: done`; `/slow-head` answers after 3 s; `/slow-body` sends 5 bytes, then
+/// stalls 3 s; `/big/N` sends N pattern bytes; anything else: `upstream`, with the request's
+/// content-length in `x-len`, the body bytes received in `x-received` and whether they
+/// were the flood pattern in `x-pattern`.
+async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(upstream_route);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
+async fn upstream_route(
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<UpstreamBody>, Infallible> {
+    let full = |text: &'static str| Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed();
+    let response = match request.uri().path() {
+        "/echo" => {
+            let method = request.method().to_string();
+            let mut response = http::Response::builder().header("x-echo", method);
+            if let Some(declared) = request.headers().get("trailer") {
+                response = response.header("trailer", declared);
+            }
+            response.body(request.into_body().boxed()).unwrap()
+        }
+        "/trailers" => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("x-t", "done".parse().unwrap());
+            let frames = vec![
+                Ok::<_, hyper::Error>(Frame::data(Bytes::from("body"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            http::Response::builder()
+                .header("trailer", "x-t")
+                .body(StreamBody::new(IterStream(frames.into_iter())).boxed())
+                .unwrap()
+        }
+        path if path.starts_with("/big/") => {
+            let total: usize = path["/big/".len()..].parse().unwrap_or(0);
+            http::Response::new(streamed_pattern(total).map_err(|e| match e {}).boxed())
+        }
+        "/slow-head" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            http::Response::new(full("late"))
+        }
+        "/slow-body" => {
+            let (sender, receiver) =
+                tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(1);
+            tokio::spawn(async move {
+                let _ = sender.send(Ok(Frame::data(Bytes::from("first")))).await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = sender.send(Ok(Frame::data(Bytes::from("late")))).await;
+            });
+            http::Response::new(StreamBody::new(ReceiverStream(receiver)).boxed())
+        }
+        _ => {
+            let len = request
+                .headers()
+                .get("content-length")
+                .map(|v| v.to_str().unwrap_or("?").to_string())
+                .unwrap_or_else(|| "-".into());
+            let received = request.into_body().collect().await.map(|b| b.to_bytes());
+            let (count, pattern) = match &received {
+                Ok(bytes) => (
+                    bytes.len().to_string(),
+                    weir_test_guests::flood_pattern_mismatch(bytes).is_none(),
+                ),
+                Err(error) => (format!("error {error}"), false),
+            };
+            http::Response::builder()
+                .header("x-len", len)
+                .header("x-received", count)
+                .header("x-pattern", if pattern { "ok" } else { "bad" })
+                .body(full("upstream"))
+                .unwrap()
+        }
+    };
+    Ok(response)
+}
+
+struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
+
+impl<T> futures_core::Stream for ReceiverStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// A `/fetch` request to the probe: the outgoing request is described by `x-*` headers.
+fn fetch(headers: &[(&str, String)], payload: ClientBody) -> http::Request<ClientBody> {
+    let mut request = http::Request::post("/fetch").header("host", "weir.test");
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
+    }
+    request.body(payload).unwrap()
+}
+
+fn allowing(rule: &str) -> NetworkPolicy {
+    NetworkPolicy::deny_all().allow(rule).expect("a valid rule")
+}
+
+#[test]
+fn outgoing_requests_are_denied_unless_a_rule_allows_them() {
+    runtime().block_on(async {
+        let upstream = upstream().await;
+        let url = format!("http://{upstream}/plain");
+        let other_port = format!("http://127.0.0.1:{}/plain", upstream.port() + 1);
+        for (policy, target, expected) in [
+            (
+                NetworkPolicy::deny_all(),
+                &url,
+                Err("handle: ErrorCode::HttpRequestDenied"),
+            ),
+            (
+                // Sockets allowed is not HTTP allowed.
+                NetworkPolicy::allow_all_sockets(),
+                &url,
+                Err("handle: ErrorCode::HttpRequestDenied"),
+            ),
+            (
+                allowing(&format!("http-request=127.0.0.1:{}", upstream.port())),
+                &url,
+                Ok(()),
+            ),
+            (
+                allowing(&format!("http-request=127.0.0.1:{}", upstream.port())),
+                &other_port,
+                Err("handle: ErrorCode::HttpRequestDenied"),
+            ),
+            (
+                allowing("http-request=localhost"),
+                &url,
+                Err("handle: ErrorCode::HttpRequestDenied"),
+            ),
+            (
+                allowing("http-request=*")
+                    .deny("http-request=127.0.0.1")
+                    .unwrap(),
+                &url,
+                Err("handle: ErrorCode::HttpRequestDenied"),
+            ),
+        ] {
+            let server = start("probe", policy.clone(), ServeOptions::default()).await;
+            let reply = send(
+                server.addr,
+                fetch(&[("x-url", target.clone())], body("")),
+                false,
+            )
+            .await;
+            match expected {
+                Ok(()) => {
+                    assert_eq!(reply.status, 200, "{policy:?}: {}", reply.text());
+                    assert_eq!(reply.headers["x-upstream-status"], "200");
+                    assert_eq!(reply.text(), "upstream");
+                }
+                Err(text) => {
+                    assert_eq!(reply.status, 502, "{policy:?}");
+                    assert_eq!(reply.text(), format!("{text}\n"), "{policy:?}");
+                }
+            }
+            server.stop().await;
+        }
+    });
+}
+
+#[test]
+fn outgoing_bodies_stream_both_ways_with_methods_lengths_and_trailers() {
+    runtime().block_on(async {
+        let upstream = upstream().await;
+        let server = start(
+            "probe",
+            allowing("http-request=127.0.0.1"),
+            ServeOptions::default(),
+        )
+        .await;
+        let echo = format!("http://{upstream}/echo");
+        // GET/POST/PUT with generated bodies from 0 bytes to 1 MiB.
+        for (method, len) in [
+            ("GET", 0usize),
+            ("POST", 1),
+            ("PUT", 70_000),
+            ("POST", 1 << 20),
+        ] {
+            let reply = send(
+                server.addr,
+                fetch(
+                    &[
+                        ("x-url", echo.clone()),
+                        ("x-method", method.into()),
+                        ("x-send", len.to_string()),
+                    ],
+                    body(""),
+                ),
+                false,
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{method} {len}: {}", reply.text());
+            assert_eq!(reply.headers["x-echo"], method);
+            assert_eq!(reply.body.len(), len, "{method} {len}");
+            assert!(weir_test_guests::flood_pattern_mismatch(&reply.body).is_none());
+        }
+        // 64 MiB each way, streamed through the guest: client -> guest -> upstream, and
+        // upstream -> guest -> client.
+        let len = 64 << 20;
+        let reply = send(
+            server.addr,
+            fetch(
+                &[
+                    ("x-url", format!("http://{upstream}/count")),
+                    ("x-method", "PUT".into()),
+                    ("x-forward-body", "1".into()),
+                ],
+                streamed_pattern(len),
+            ),
+            true,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.headers["x-received"], len.to_string().as_str());
+        assert_eq!(reply.headers["x-pattern"], "ok");
+        assert_eq!(
+            reply.headers["x-len"], "-",
+            "sent chunked: no content-length"
+        );
+        let reply = send(
+            server.addr,
+            fetch(
+                &[("x-url", format!("http://{upstream}/big/{len}"))],
+                body(""),
+            ),
+            false,
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body.len(), len);
+        assert!(weir_test_guests::flood_pattern_mismatch(&reply.body).is_none());
+
+        // A declared content-length goes out as such.
+        let reply = send(
+            server.addr,
+            fetch(
+                &[
+                    ("x-url", format!("http://{upstream}/plain")),
+                    ("x-send", "10".into()),
+                    ("x-content-length", "10".into()),
+                ],
+                body(""),
+            ),
+            false,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.headers["x-len"], "10");
+        assert_eq!(reply.headers["x-received"], "10");
+
+        let reply = send(
+            server.addr,
+            fetch(
+                &[("x-url", format!("http://{upstream}/trailers"))],
+                body(""),
+            ),
+            true,
+        )
+        .await;
+        assert_eq!(reply.text(), "body");
+        assert_eq!(reply.trailers.expect("upstream trailers")["x-t"], "done");
+        // Trailers both ways: the guest's outgoing trailer reaches the upstream (which
+        // echoes it as a response trailer); the upstream's trailers reach the guest, which
+        // forwards them to the client.
+        let reply = send(
+            server.addr,
+            fetch(
+                &[
+                    ("x-url", echo.clone()),
+                    ("x-method", "POST".into()),
+                    ("x-send", "3".into()),
+                    ("x-trailer", "x-guest-trailer=sent".into()),
+                    // HTTP/1.1 sends the trailers a message declares (RFC 9110 6.6.2).
+                    ("x-header", "trailer=x-guest-trailer".into()),
+                ],
+                body(""),
+            ),
+            true,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let trailers = reply.trailers.expect("trailers reach the client");
+        assert_eq!(trailers["x-guest-trailer"], "sent");
+        server.stop().await;
+    });
+}
+
+#[test]
+fn content_length_over_and_under_writes_are_the_wits_body_size_errors() {
+    runtime().block_on(async {
+        let upstream = upstream().await;
+        let server = start(
+            "probe",
+            allowing("http-request=127.0.0.1"),
+            ServeOptions::default(),
+        )
+        .await;
+        let url = format!("http://{upstream}/plain");
+        for (method, declared, sent, expected) in [
+            (
+                "POST",
+                "5",
+                "10",
+                "body-write: ErrorCode::HttpRequestBodySize(Some(10))",
+            ),
+            (
+                "PUT",
+                "10",
+                "5",
+                "body-finish: ErrorCode::HttpRequestBodySize(Some(5))",
+            ),
+            // HTTP/1.1 sends a GET without a declared length with no body: bytes written
+            // after `handle` are refused, not dropped.
+            (
+                "GET",
+                "",
+                "3",
+                "body-write: ErrorCode::HttpRequestBodySize(Some(3))",
+            ),
+        ] {
+            let mut headers = vec![
+                ("x-url", url.clone()),
+                ("x-method", method.to_string()),
+                ("x-send", sent.to_string()),
+            ];
+            if !declared.is_empty() {
+                headers.push(("x-content-length", declared.to_string()));
+            }
+            let reply = send(server.addr, fetch(&headers, body("")), false).await;
+            assert_eq!(reply.status, 502, "{method}");
+            assert_eq!(reply.text(), format!("{expected}\n"), "{method}");
+        }
+        // A GET that writes nothing succeeds, however fast the connection drops its body.
+        for _ in 0..20 {
+            let reply = send(
+                server.addr,
+                fetch(&[("x-url", url.clone())], body("")),
+                false,
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert_eq!(reply.headers["x-received"], "0");
+        }
+        server.stop().await;
+    });
+}
+
+#[test]
+fn each_typical_failure_is_its_error_code() {
+    runtime().block_on(async {
+        let upstream = upstream().await;
+        let server = start("probe", allowing("http-request=*"), ServeOptions::default()).await;
+        // A port nobody listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+            (
+                vec![("x-url", format!("http://127.0.0.1:{closed_port}/"))],
+                "response: ErrorCode::ConnectionRefused",
+            ),
+            (
+                vec![("x-url", "http://no-such-host.invalid/".into())],
+                "response: ErrorCode::DnsError(",
+            ),
+            (
+                vec![("x-url", format!("ftp://{upstream}/"))],
+                "handle: ErrorCode::HttpProtocolError",
+            ),
+            (
+                vec![("x-url", "http://127.0.0.1:99999/".into())],
+                "handle: ErrorCode::HttpRequestUriInvalid",
+            ),
+            (
+                vec![
+                    ("x-url", format!("http://{upstream}/slow-head")),
+                    ("x-first-byte-timeout-ms", "200".into()),
+                ],
+                "response: ErrorCode::ConnectionReadTimeout",
+            ),
+            (
+                vec![
+                    ("x-url", format!("http://{upstream}/x")),
+                    ("x-header", "connection=close".into()),
+                ],
+                "headers: forbidden",
+            ),
+            (
+                vec![
+                    ("x-url", format!("http://{upstream}/x")),
+                    ("x-header", "bad name=1".into()),
+                ],
+                "headers: invalid-syntax",
+            ),
+        ];
+        for (headers, expected) in cases {
+            let reply = send(server.addr, fetch(&headers, body("")), false).await;
+            assert_eq!(reply.status, 502, "{headers:?}");
+            assert!(
+                reply.text().starts_with(expected),
+                "{headers:?}: expected {expected}, got {}",
+                reply.text()
+            );
+        }
+        // A body that stalls longer than the between-bytes timeout: the guest's read fails,
+        // so the response it had started is cut short.
+        let stalled = try_send(
+            server.addr,
+            fetch(
+                &[
+                    ("x-url", format!("http://{upstream}/slow-body")),
+                    ("x-between-bytes-timeout-ms", "200".into()),
+                ],
+                body(""),
+            ),
+            false,
+        )
+        .await;
+        match stalled {
+            Err(error) => assert!(error.starts_with("body:"), "{error}"),
+            Ok(reply) => panic!("a stalled body was delivered whole: {:?}", reply.body),
+        }
+        server.stop().await;
+    });
+}
