@@ -97,6 +97,8 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     // Open the preopens once up front, so that a bad --dir fails at start, not per request.
     crate::wasi_builder(&args.guest, policy.clone())?;
     let guest = Arc::new(args.guest);
+    // Instances share one pool of outgoing connections (same TLS configuration for all).
+    let pool = weir_http::ConnectionPool::new();
     let make_store = {
         let engine = engine.clone();
         let guest = guest.clone();
@@ -110,7 +112,8 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             }
             let host = Host {
                 wasi,
-                http: weir_http::WasiHttpCtx::new(policy.clone()),
+                http: weir_http::WasiHttpCtx::new(policy.clone())
+                    .with_connection_pool(pool.clone()),
                 table,
                 limits: options::store_limits(&guest.common.wasm),
             };

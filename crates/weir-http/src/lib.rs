@@ -7,6 +7,8 @@
 //! - Bodies are Weir streams: an outgoing body's `check-write` grants at most
 //!   [`body::WRITE_PERMIT`] bytes, writing past it traps, and a declared `content-length`
 //!   is enforced (writing more, or finishing with less, is the WIT's body-size error).
+//! - Outgoing requests go over HTTP/1.1, `http` or `https` (rustls, Mozilla roots by
+//!   default, [`WasiHttpCtx::with_tls_config`] for others).
 //! - Outgoing requests are denied unless an `http-request` rule of the instance's
 //!   [`NetworkPolicy`] allows their host and port (`http-request=*.example.com:443`).
 //!
@@ -46,19 +48,95 @@ use weir::sockets::NetworkPolicy;
 
 pub use bindings::{ErrorCode, Method, Scheme};
 pub use error::HttpError;
+pub use outgoing::{
+    ConnectionPool, MAX_IDLE_PER_ORIGIN, OutgoingTarget, RequestSender, SenderBody, SenderFuture,
+};
+
+/// The rustls version `weir-http` uses, for [`WasiHttpCtx::with_tls_config`].
+pub use rustls;
 
 /// The HTTP state of one instance.
 pub struct WasiHttpCtx {
     /// Its `http-request` rules decide which outgoing requests may be sent.
     pub(crate) policy: NetworkPolicy,
+    /// How `https` requests verify servers.
+    pub(crate) tls: std::sync::Arc<rustls::ClientConfig>,
+    /// Sends allowed requests instead of Weir's own client, if set.
+    pub(crate) sender: Option<std::sync::Arc<dyn RequestSender>>,
+    /// Connections kept for later requests.
+    pub(crate) pool: std::sync::Arc<ConnectionPool>,
 }
 
 impl WasiHttpCtx {
     /// A context whose outgoing requests follow the `http-request` rules of `policy`
-    /// (usually the same policy as the instance's [`weir::WasiCtx`]).
+    /// (usually the same policy as the instance's [`weir::WasiCtx`]); `https` requests
+    /// trust the Mozilla root certificates ([`default_tls_config`]).
     pub fn new(policy: NetworkPolicy) -> Self {
-        WasiHttpCtx { policy }
+        WasiHttpCtx {
+            policy,
+            tls: default_tls_config(),
+            sender: None,
+            pool: ConnectionPool::new(),
+        }
     }
+
+    /// Reuses connections from `pool`, which other contexts may share (see
+    /// [`ConnectionPool`] for when that is safe).
+    pub fn with_connection_pool(mut self, pool: std::sync::Arc<ConnectionPool>) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// The connections this context keeps for reuse.
+    pub fn connection_pool(&self) -> &std::sync::Arc<ConnectionPool> {
+        &self.pool
+    }
+
+    /// Sends the requests the policy allows with `sender` instead of Weir's own client.
+    pub fn with_sender(mut self, sender: std::sync::Arc<dyn RequestSender>) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// Uses `config` for `https` requests (other roots, client certificates). Its ALPN
+    /// protocols are replaced by `http/1.1`, the protocol Weir's client speaks.
+    pub fn with_tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.tls = std::sync::Arc::new(config);
+        self
+    }
+}
+
+/// A TLS client configuration trusting the Mozilla root certificates (`webpki-roots`),
+/// with the `ring` provider, TLS 1.2 and 1.3, ALPN `http/1.1`; built once per process.
+pub fn default_tls_config() -> std::sync::Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            std::sync::Arc::new(tls_config_trusting(roots))
+        })
+        .clone()
+}
+
+/// A TLS client configuration trusting `roots` (ring provider, ALPN `http/1.1`).
+pub fn tls_config_trusting(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    // rustls marks ring as lacking post-quantum key exchange (X25519, P-256, P-384 only);
+    // it is used because aws-lc-rs, the post-quantum provider, needs a CMake/C build.
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        // Not input-dependent: ring implements every default protocol version.
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
 }
 
 impl Default for WasiHttpCtx {

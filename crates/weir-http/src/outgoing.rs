@@ -2,11 +2,14 @@
 //! instance's network policy
 //! first, then sent over HTTP/1.1 (`http` scheme) with the request's timeouts.
 //!
-//! Not provided yet: `https` (returns `internal-error`, see the README's status table) and
-//! connection reuse (each request opens its own connection).
+//! `https` goes over rustls with the context's TLS configuration; connections are reused
+//! through the context's [`ConnectionPool`].
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use hyper::client::conn::http1::SendRequest;
 use tokio::net::TcpStream;
 use wasmtime::component::Resource;
 
@@ -21,6 +24,41 @@ use crate::types::{
     RequestOptionsResource, method_from_wit,
 };
 
+/// Where an allowed outgoing request goes, and its timeouts (the guest's
+/// `request-options`, or the defaults), for a [`RequestSender`].
+#[derive(Clone, Debug)]
+pub struct OutgoingTarget {
+    /// The authority's host (a name, or an IP literal; IPv6 in brackets).
+    pub host: String,
+    pub port: u16,
+    /// The scheme is `https`.
+    pub https: bool,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub between_bytes_timeout: Option<Duration>,
+}
+
+/// A response body from a [`RequestSender`].
+pub type SenderBody = http_body_util::combinators::BoxBody<bytes::Bytes, ErrorCode>;
+
+/// The future of a [`RequestSender`]'s response.
+pub type SenderFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<http::Response<SenderBody>, ErrorCode>> + Send>,
+>;
+
+/// An embedder's way to send the guest's outgoing requests itself (a proxy, a mock, its own
+/// connection pool), set with [`crate::WasiHttpCtx::with_sender`].
+///
+/// Contract: it is called only for requests the policy allowed, on the guest's thread, and
+/// must not block: do the work in the returned future, which runs on a task of the current
+/// tokio runtime and is dropped if the guest drops its `future-incoming-response`. The
+/// request's URI is the origin form (path and query); its `host` header is the authority.
+/// Its body is the guest's, streamed as the guest writes it. An `Err` reaches the guest as
+/// `future-incoming-response`'s error code.
+pub trait RequestSender: Send + Sync + 'static {
+    fn send(&self, request: http::Request<HostBody>, target: OutgoingTarget) -> SenderFuture;
+}
+
 /// Used when a request sets no timeout of its own.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -29,6 +67,8 @@ struct Prepared {
     request: http::Request<HostBody>,
     host: String,
     port: u16,
+    /// Set for `https`.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     connect_timeout: Duration,
     first_byte_timeout: Duration,
     between_bytes_timeout: Option<Duration>,
@@ -37,11 +77,14 @@ struct Prepared {
 fn prepare(
     request: OutgoingRequestResource,
     options: Option<RequestOptionsResource>,
+    tls_config: &std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<Prepared, ErrorCode> {
+    let mut tls = None;
     let scheme = match &request.scheme {
         None | Some(Scheme::Http) => http::uri::Scheme::HTTP,
         Some(Scheme::Https) => {
-            return Err(internal("https requests are not supported yet"));
+            tls = Some(tls_config.clone());
+            http::uri::Scheme::HTTPS
         }
         Some(Scheme::Other(other)) => {
             return Err(ErrorCode::HttpProtocolError).inspect_err(|_| {
@@ -61,6 +104,7 @@ fn prepare(
         Some((_, port)) if !authority.as_str().ends_with(']') => port
             .parse::<u16>()
             .map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
+        _ if tls.is_some() => 443,
         _ => 80,
     };
     let host = authority.host().to_string();
@@ -115,6 +159,7 @@ fn prepare(
         request: built,
         host,
         port,
+        tls,
         connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         first_byte_timeout: options
             .first_byte_timeout
@@ -135,17 +180,81 @@ fn connect_error(error: &std::io::Error) -> ErrorCode {
     }
 }
 
-async fn send(prepared: Prepared) -> Result<IncomingResponseResource, ErrorCode> {
-    let Prepared {
-        request,
-        host,
-        port,
-        connect_timeout,
-        first_byte_timeout,
-        between_bytes_timeout,
-    } = prepared;
-    let target = (host.trim_start_matches('[').trim_end_matches(']'), port);
-    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(target)
+/// Idle HTTP/1.1 connections of outgoing requests, by scheme, host and port, reused by
+/// later requests (at most [`MAX_IDLE_PER_ORIGIN`] kept per origin). Each
+/// [`crate::WasiHttpCtx`] has its own; share one among contexts with
+/// [`crate::WasiHttpCtx::with_connection_pool`] (only among contexts with the same TLS
+/// configuration: a pooled `https` connection was verified with the configuration of the
+/// request that opened it). The policy decides every request before the pool is used.
+#[derive(Default)]
+pub struct ConnectionPool {
+    idle: std::sync::Mutex<HashMap<Origin, Vec<SendRequest<HostBody>>>>,
+}
+
+/// The most connections kept per origin.
+pub const MAX_IDLE_PER_ORIGIN: usize = 32;
+
+type Origin = (bool, String, u16);
+
+impl ConnectionPool {
+    /// An empty pool.
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::default()
+    }
+
+    /// A connection to `origin` ready for a request, if one is idle.
+    fn take(&self, origin: &Origin) -> Option<SendRequest<HostBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let connections = idle.get_mut(origin)?;
+        let mut busy = Vec::new();
+        let mut found = None;
+        while let Some(connection) = connections.pop() {
+            if connection.is_closed() {
+                continue;
+            }
+            if connection.is_ready() {
+                found = Some(connection);
+                break;
+            }
+            // Still delivering its last response's body.
+            busy.push(connection);
+        }
+        connections.extend(busy);
+        found
+    }
+
+    /// Keeps `connection` for later requests to `origin`.
+    fn put(&self, origin: Origin, connection: SendRequest<HostBody>) {
+        if connection.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let connections = idle.entry(origin).or_default();
+        connections.retain(|c| !c.is_closed());
+        if connections.len() < MAX_IDLE_PER_ORIGIN {
+            connections.push(connection);
+        }
+    }
+
+    /// Connections kept, idle or busy (for tests and metrics).
+    pub fn connections(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.values()
+            .map(|list| list.iter().filter(|c| !c.is_closed()).count())
+            .sum()
+    }
+}
+
+/// Opens a connection: name lookup, TCP connect and (for `https`) the TLS handshake,
+/// within `connect_timeout` each.
+async fn connect(
+    host: &str,
+    port: u16,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    connect_timeout: Duration,
+) -> Result<SendRequest<HostBody>, ErrorCode> {
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare_host, port))
         .await
         .map_err(|_| {
             ErrorCode::DnsError(crate::bindings::wasi::http::types::DnsErrorPayload {
@@ -167,19 +276,57 @@ async fn send(prepared: Prepared) -> Result<IncomingResponseResource, ErrorCode>
         .map_err(|_| ErrorCode::ConnectionTimeout)?
         .map_err(|e| connect_error(&e))?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(ErrorCode::from)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!("outgoing HTTP connection ended: {error}");
+    match tls {
+        None => handshake(stream).await,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(bare_host.to_string())
+                .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+            let connect = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+            let stream = tokio::time::timeout(connect_timeout, connect)
+                .await
+                .map_err(|_| ErrorCode::ConnectionTimeout)?
+                .map_err(|e| tls_error(&e))?;
+            handshake(stream).await
         }
-    });
-    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
-        .await
-        .map_err(|_| ErrorCode::ConnectionReadTimeout)?
-        .map_err(ErrorCode::from)?;
+    }
+}
+
+async fn send(
+    prepared: Prepared,
+    pool: std::sync::Arc<ConnectionPool>,
+) -> Result<IncomingResponseResource, ErrorCode> {
+    let Prepared {
+        request,
+        host,
+        port,
+        tls,
+        connect_timeout,
+        first_byte_timeout,
+        between_bytes_timeout,
+    } = prepared;
+    let origin: Origin = (tls.is_some(), host.to_ascii_lowercase(), port);
+    let (response, connection) = 'sent: {
+        let mut request = request;
+        // A pooled connection the server has closed meanwhile hands the request back
+        // unsent; it then goes on a new connection.
+        if let Some(mut pooled) = pool.take(&origin) {
+            match tokio::time::timeout(first_byte_timeout, pooled.try_send_request(request)).await {
+                Err(_) => return Err(ErrorCode::ConnectionReadTimeout),
+                Ok(Ok(response)) => break 'sent (response, pooled),
+                Ok(Err(mut error)) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(ErrorCode::from(error.into_error())),
+                },
+            }
+        }
+        let mut fresh = connect(&host, port, tls, connect_timeout).await?;
+        let response = tokio::time::timeout(first_byte_timeout, fresh.send_request(request))
+            .await
+            .map_err(|_| ErrorCode::ConnectionReadTimeout)?
+            .map_err(ErrorCode::from)?;
+        (response, fresh)
+    };
+    pool.put(origin, connection);
     let (parts, body) = response.into_parts();
     let body = match between_bytes_timeout {
         Some(limit) => IncomingBodyResource::new(BetweenBytes::new(body, limit)),
@@ -190,6 +337,42 @@ async fn send(prepared: Prepared) -> Result<IncomingResponseResource, ErrorCode>
         headers: FieldsResource::immutable_from(&parts.headers),
         body: Some(body),
     })
+}
+
+async fn handshake<S>(stream: S) -> Result<SendRequest<HostBody>, ErrorCode>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(ErrorCode::from)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!("outgoing HTTP connection ended: {error}");
+        }
+    });
+    Ok(sender)
+}
+
+/// The WIT's TLS error codes from a failed handshake.
+fn tls_error(error: &std::io::Error) -> ErrorCode {
+    use crate::bindings::wasi::http::types::TlsAlertReceivedPayload;
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_))
+        | Some(rustls::Error::NoCertificatesPresented) => ErrorCode::TlsCertificateError,
+        Some(rustls::Error::AlertReceived(alert)) => {
+            ErrorCode::TlsAlertReceived(TlsAlertReceivedPayload {
+                alert_id: Some(u8::from(*alert)),
+                alert_message: Some(format!("{alert:?}")),
+            })
+        }
+        Some(_) => ErrorCode::TlsProtocolError,
+        None => connect_error(error),
+    }
 }
 
 /// A body that fails with `connection-read-timeout` when no frame arrives within `limit`.
@@ -249,7 +432,7 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
             Some(options) => Some(self.table.delete(options)?),
             None => None,
         };
-        let prepared = match prepare(request, options) {
+        let prepared = match prepare(request, options, &self.ctx.tls) {
             Ok(prepared) => prepared,
             Err(code) => return Ok(Err(code)),
         };
@@ -270,7 +453,28 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
                 return Ok(Err(ErrorCode::HttpRequestDenied));
             }
         }
-        let task = tokio::spawn(send(prepared));
+        let task = match &self.ctx.sender {
+            None => tokio::spawn(send(prepared, self.ctx.pool.clone())),
+            Some(sender) => {
+                let target = OutgoingTarget {
+                    host: prepared.host,
+                    port: prepared.port,
+                    https: prepared.tls.is_some(),
+                    connect_timeout: prepared.connect_timeout,
+                    first_byte_timeout: prepared.first_byte_timeout,
+                    between_bytes_timeout: prepared.between_bytes_timeout,
+                };
+                let response = sender.send(prepared.request, target);
+                tokio::spawn(async move {
+                    let (parts, body) = response.await?.into_parts();
+                    Ok(IncomingResponseResource {
+                        status: parts.status.as_u16(),
+                        headers: FieldsResource::immutable_from(&parts.headers),
+                        body: Some(IncomingBodyResource::new(body)),
+                    })
+                })
+            }
+        };
         Ok(Ok(self.table.push(
             FutureIncomingResponseResource::Waiting(crate::types::RequestTask(task)),
         )?))

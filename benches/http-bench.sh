@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# `weir serve` against `wasmtime serve` 48.0.8 on the same components, same engine settings
+# (both defaults: Cranelift, pooling allocator), in one run, driven by Debian's `wrk`.
+#
+#   benches/http-bench.sh [SECONDS_PER_RUN]     (default 10)
+#
+# Prints a Markdown table: hello-world requests/s and p50/p99 latency at 1, 16 and 64
+# connections, and the echo of 1 MiB bodies in MB/s (request body bytes echoed per second).
+# Installs `wrk` (apt) and `wasmtime-cli` 48.0.8 (`cargo install`, ~11 min cold) if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN="${1:-10}"
+
+if ! command -v wrk >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+WASMTIME="${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}"
+if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
+    cargo install wasmtime-cli --version 48.0.8 --locked
+    WASMTIME="$HOME/.cargo/bin/wasmtime"
+fi
+cargo build --quiet --release -p weir-cli
+WEIR=target/release/weir
+
+LUA=$(mktemp --suffix=.lua)
+trap 'rm -f "$LUA"; kill $(jobs -p) 2>/dev/null || true' EXIT
+cat >"$LUA" <<'EOF'
+wrk.method = "POST"
+wrk.body = string.rep("w", 1048576)
+wrk.headers["content-type"] = "application/octet-stream"
+EOF
+
+wait_listening() {
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# run_wrk PORT CONNECTIONS [LUA] -> "requests/s p50_ms p99_ms"
+run_wrk() {
+    local port=$1 conns=$2 script=${3:-}
+    local threads=$(( conns < 2 ? 1 : 2 ))
+    local out
+    out=$(wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency ${script:+-s "$script"} \
+        "http://127.0.0.1:$port/")
+    local rps p50 p99
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+        printf "%.3f", n
+    }'
+}
+
+declare -A RESULT
+SERVER_PID=""
+# start_server PORT COMMAND...: starts a server and waits until it listens.
+start_server() {
+    local port=$1; shift
+    "$@" >/dev/null 2>&1 &
+    SERVER_PID=$!
+    wait_listening "$port"
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+bench_hello() {
+    local name=$1 port=$2; shift 2
+    start_server "$port" "$@"
+    # Warm up (compilation happens at start; this warms the instance pool).
+    wrk -t1 -c4 -d2s "http://127.0.0.1:$port/" >/dev/null
+    for c in 1 16 64; do
+        RESULT[$name,hello,$c]=$(run_wrk "$port" "$c")
+    done
+    stop_server
+}
+
+bench_echo() {
+    local name=$1 port=$2; shift 2
+    start_server "$port" "$@"
+    wrk -t1 -c2 -d2s -s "$LUA" "http://127.0.0.1:$port/" >/dev/null
+    RESULT[$name,echo]=$(run_wrk "$port" 16 "$LUA")
+    stop_server
+}
+
+HELLO=examples/http-hello.wasm
+ECHO=examples/http-echo.wasm
+bench_hello weir 18081 "$WEIR" serve --addr 127.0.0.1:18081 "$HELLO"
+bench_hello wasmtime 18082 "$WASMTIME" serve --addr 127.0.0.1:18082 "$HELLO"
+bench_echo weir 18083 "$WEIR" serve --addr 127.0.0.1:18083 "$ECHO"
+bench_echo wasmtime 18084 "$WASMTIME" serve --addr 127.0.0.1:18084 "$ECHO"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+
+echo "hello-world ($HELLO), wrk ${SECONDS_PER_RUN}s per row, $(nproc) cores"
+echo
+echo "| connections | weir req/s | wasmtime req/s | req/s ratio | weir p50 / p99 ms | wasmtime p50 / p99 ms | p99 ratio (weir/wasmtime) |"
+echo "|---|---|---|---|---|---|---|"
+for c in 1 16 64; do
+    read -r wr w50 w99 <<<"${RESULT[weir,hello,$c]}"
+    read -r tr t50 t99 <<<"${RESULT[wasmtime,hello,$c]}"
+    echo "| $c | $wr | $tr | $(ratio "$wr" "$tr") | $w50 / $w99 | $t50 / $t99 | $(ratio "$w99" "$t99") |"
+done
+echo
+read -r wr _ _ <<<"${RESULT[weir,echo]}"
+read -r tr _ _ <<<"${RESULT[wasmtime,echo]}"
+wmb=$(awk -v r="$wr" 'BEGIN { printf "%.1f", r * 1.048576 }')
+tmb=$(awk -v r="$tr" 'BEGIN { printf "%.1f", r * 1.048576 }')
+echo "| echo of 1 MiB bodies, 16 connections | weir MB/s | wasmtime MB/s | ratio |"
+echo "|---|---|---|---|"
+echo "| $ECHO | $wmb | $tmb | $(ratio "$wmb" "$tmb") |"
