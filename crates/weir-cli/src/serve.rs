@@ -54,7 +54,13 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     // Instances must not share the server's stdin; stdout and stderr are inherited.
     args.guest.common.wasi.inherit_stdin.get_or_insert(false);
     let mut config = options::engine_config(&mut args.guest.common, Some(true))?;
-    config.epoch_interruption(true);
+    let request_timeout = args.guest.common.wasm.timeout.or_else(|| {
+        (args.request_timeout > 0.0).then(|| Duration::from_secs_f64(args.request_timeout))
+    });
+    // Epoch checks (a few % of wasm speed) only when a timeout must be able to stop wasm
+    // code; without a timeout nothing needs to interrupt a guest.
+    let epochs = request_timeout.is_some();
+    config.epoch_interruption(epochs);
     if args.guest.common.debug.logging != Some(false) {
         let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::serve=info"));
@@ -119,7 +125,9 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             };
             let mut store = Store::new(&engine, host);
             store.limiter(|host| &mut host.limits);
-            store.epoch_deadline_async_yield_and_update(1);
+            if epochs {
+                store.epoch_deadline_async_yield_and_update(1);
+            }
             if let Some(fuel) = guest.common.wasi.hostcall_fuel {
                 store.set_hostcall_fuel(fuel);
             }
@@ -132,7 +140,7 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             Ok(store)
         }
     };
-    {
+    if epochs {
         let engine = engine.clone();
         std::thread::Builder::new()
             .name("weir-epoch".into())
@@ -145,9 +153,6 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             .context("cannot start the epoch thread")?;
     }
 
-    let request_timeout = guest.common.wasm.timeout.or_else(|| {
-        (args.request_timeout > 0.0).then(|| Duration::from_secs_f64(args.request_timeout))
-    });
     let stats = guest.stats.then(|| Arc::new(ServeStats::default()));
     let serve_options = ServeOptions {
         max_concurrent_requests: args.max_concurrent_requests.max(1),

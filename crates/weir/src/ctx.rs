@@ -100,7 +100,10 @@ impl Default for WasiCtxBuilder {
 impl WasiCtxBuilder {
     /// A builder with the defaults above.
     pub fn new() -> Self {
-        let mut seed_source = rand::rngs::StdRng::from_os_rng();
+        // Seeds come from the thread's CSPRNG (ChaCha, itself seeded from the OS and
+        // reseeded periodically), not from the OS per context: a server making a context
+        // per request would otherwise spend several `getrandom` calls on each.
+        let mut seed_source = rand::rngs::StdRng::from_rng(&mut rand::rng());
         let insecure_seed = (seed_source.next_u64(), seed_source.next_u64());
         WasiCtxBuilder {
             ctx: WasiCtx {
@@ -111,8 +114,8 @@ impl WasiCtxBuilder {
                 stdout: Arc::new(SinkOutputStream),
                 stderr: Arc::new(SinkOutputStream),
                 preopens: Vec::new(),
-                secure_random: Box::new(rand::rngs::StdRng::from_os_rng()),
-                insecure_random: Box::new(rand::rngs::StdRng::from_os_rng()),
+                secure_random: Box::new(rand::rngs::StdRng::from_rng(&mut rand::rng())),
+                insecure_random: Box::new(rand::rngs::StdRng::from_rng(&mut seed_source)),
                 insecure_seed,
                 max_random_bytes: crate::random::DEFAULT_MAX_RANDOM_BYTES,
                 sockets: SocketsCtx::default(),
