@@ -158,6 +158,7 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         max_concurrent_requests: args.max_concurrent_requests.max(1),
         request_timeout,
         stats: stats.clone(),
+        max_fields_size: guest.common.wasi.max_http_fields_size,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -114,6 +114,10 @@ pub struct ServeOptions {
     pub request_timeout: Option<Duration>,
     /// Where to count requests and their latencies, if anywhere.
     pub stats: Option<Arc<ServeStats>>,
+    /// The most bytes of request head (HTTP/1.1, at least 8192) or header list (HTTP/2) a
+    /// client may send; larger requests are refused (`431`, or an HTTP/2 stream error)
+    /// before any instance exists. `None`: hyper's defaults (~400 KiB and 16 KiB).
+    pub max_fields_size: Option<usize>,
 }
 
 impl Default for ServeOptions {
@@ -122,6 +126,7 @@ impl Default for ServeOptions {
             max_concurrent_requests: 1000,
             request_timeout: Some(Duration::from_secs(60)),
             stats: None,
+            max_fields_size: None,
         }
     }
 }
@@ -268,8 +273,15 @@ where
     let make_store = Arc::new(make_store);
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_requests));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder =
+    let mut builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if let Some(max) = options.max_fields_size {
+        // hyper's HTTP/1.1 buffer cannot be smaller than 8192 bytes.
+        builder.http1().max_buf_size(max.max(8192));
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(max).unwrap_or(u32::MAX));
+    }
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

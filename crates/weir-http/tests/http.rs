@@ -1082,3 +1082,35 @@ fn outgoing_connections_are_reused_through_the_pool() {
         server.stop().await;
     });
 }
+
+#[test]
+fn request_heads_over_the_fields_limit_are_refused_before_any_instance() {
+    runtime().block_on(async {
+        let options = ServeOptions {
+            max_fields_size: Some(10_000),
+            ..ServeOptions::default()
+        };
+        let server = start("probe", NetworkPolicy::deny_all(), options).await;
+        let small = http::Request::get("/hello")
+            .header("host", "weir.test")
+            .header("x-small", "a".repeat(1000))
+            .body(body(""))
+            .unwrap();
+        assert_eq!(send(server.addr, small, false).await.status, 200);
+        let large = || {
+            http::Request::get("/hello")
+                .header("host", "weir.test")
+                .header("x-large", "a".repeat(20_000))
+                .body(body(""))
+                .unwrap()
+        };
+        assert_eq!(send(server.addr, large(), false).await.status, 431);
+        assert_eq!(send(server.addr, large(), true).await.status, 431);
+        assert_eq!(
+            server.stats.requests(),
+            1,
+            "no instance ran for the refused requests"
+        );
+        server.stop().await;
+    });
+}
