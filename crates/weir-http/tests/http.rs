@@ -1114,3 +1114,54 @@ fn request_heads_over_the_fields_limit_are_refused_before_any_instance() {
         server.stop().await;
     });
 }
+
+/// A listener whose accept queue is full and never drained: further connects get no answer
+/// (Linux drops their SYNs), so they time out.
+fn unanswering_listener() -> (socket2::Socket, Vec<std::net::TcpStream>, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let filler =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let _ = filler.connect(&addr.into());
+        fillers.push(std::net::TcpStream::from(filler));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    (socket, fillers, addr)
+}
+
+#[test]
+fn a_connect_that_gets_no_answer_is_connection_timeout() {
+    runtime().block_on(async {
+        let (_listener, _fillers, addr) = unanswering_listener();
+        let server = start(
+            "probe",
+            allowing("http-request=127.0.0.1"),
+            ServeOptions::default(),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let reply = server
+            .fetch(
+                &[
+                    ("x-url", format!("http://{addr}/")),
+                    ("x-connect-timeout-ms", "300".into()),
+                ],
+                false,
+            )
+            .await;
+        assert_eq!(reply.text(), "response: ErrorCode::ConnectionTimeout\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        server.stop().await;
+    });
+}
