@@ -63,6 +63,11 @@ to_ms() {
     }'
 }
 
+# cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 declare -A RESULT
 SERVER_PID=""
 # start_server PORT COMMAND...: starts a server and waits until it listens.
@@ -84,7 +89,13 @@ bench_hello() {
     # Warm up (compilation happens at start; this warms the instance pool).
     wrk -t1 -c4 -d2s "http://127.0.0.1:$port/" >/dev/null
     for c in 1 16 64; do
-        RESULT[$name,hello,$c]=$(run_wrk "$port" "$c")
+        local before after result
+        before=$(cpu_ticks "$SERVER_PID")
+        result=$(run_wrk "$port" "$c")
+        after=$(cpu_ticks "$SERVER_PID")
+        # Server CPU time per request, in µs (requests = rate × duration).
+        RESULT[$name,hello,$c]="$result $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+            -v r="${result%% *}" -v d="$SECONDS_PER_RUN" 'BEGIN { printf "%.0f", t / hz * 1e6 / (r * d) }')"
     done
     stop_server
 }
@@ -108,12 +119,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; els
 
 echo "hello-world ($HELLO), wrk ${SECONDS_PER_RUN}s per row, $(nproc) cores"
 echo
-echo "| connections | weir req/s | wasmtime req/s | req/s ratio | weir p50 / p99 ms | wasmtime p50 / p99 ms | p99 ratio (weir/wasmtime) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| connections | weir req/s | wasmtime req/s | req/s ratio | weir p50 / p99 ms | wasmtime p50 / p99 ms | p99 ratio (weir/wasmtime) | server CPU µs/request weir / wasmtime |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in 1 16 64; do
-    read -r wr w50 w99 <<<"${RESULT[weir,hello,$c]}"
-    read -r tr t50 t99 <<<"${RESULT[wasmtime,hello,$c]}"
-    echo "| $c | $wr | $tr | $(ratio "$wr" "$tr") | $w50 / $w99 | $t50 / $t99 | $(ratio "$w99" "$t99") |"
+    read -r wr w50 w99 wcpu <<<"${RESULT[weir,hello,$c]}"
+    read -r tr t50 t99 tcpu <<<"${RESULT[wasmtime,hello,$c]}"
+    echo "| $c | $wr | $tr | $(ratio "$wr" "$tr") | $w50 / $w99 | $t50 / $t99 | $(ratio "$w99" "$t99") | $wcpu / $tcpu ($(ratio "$wcpu" "$tcpu")) |"
 done
 echo
 read -r wr _ _ <<<"${RESULT[weir,echo]}"
