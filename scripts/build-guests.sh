@@ -7,6 +7,8 @@
 # them if missing. Output: guests/c/target/NAME.wasm (preview1 core modules, run as they are).
 # Then builds the wasi:http/proxy guests (guests/http/*, reactor cdylibs). Output:
 # guests/http/target/wasm32-wasip1/release/http_*.wasm (componentized with the proxy adapter).
+# Then the WASI 0.3 guests (guests/p3/*): guests/p3/target/wasm32-wasip1/release/p3_*.wasm
+# (componentized with the reactor adapter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +46,8 @@ export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C link-self-contained=no -L native
 # Reactors: no `main`, `_initialize` runs the constructors before the first export call.
 cd ../http
 export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi -C link-arg=/usr/lib/wasm32-wasi/crt1-reactor.o"
+/usr/bin/cargo build --quiet --release --target wasm32-wasip1 -Zbuild-std=std,panic_abort --workspace "$@"
+
+# WASI 0.3 guests: reactors too (their `wasi:cli/run@0.3.0` export comes from `wasip3`).
+cd ../p3
 /usr/bin/cargo build --quiet --release --target wasm32-wasip1 -Zbuild-std=std,panic_abort --workspace "$@"

@@ -1673,3 +1673,20 @@ fn host_stdout_written_from_guest_memory_keeps_the_permit_contract() {
     );
     assert_eq!(std::fs::read(&out_path).unwrap(), vec![b'A'; 4096]);
 }
+
+#[test]
+fn a_wasi_0_3_command_is_refused_with_the_interfaces_it_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p3-hello.wasm");
+    std::fs::write(&path, &*weir_test_guests::p3_guest("hello").unwrap()).unwrap();
+    let out = run(weir().arg("run").arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("this component imports WASI 0.3 interfaces (")
+            && stderr.contains("wasi:cli/stdout@0.3.0")
+            && stderr.contains("WASI 0.3 is not supported by weir yet"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+}

@@ -95,6 +95,15 @@ pub fn componentize_wasip1_proxy(core: &[u8]) -> Result<Vec<u8>> {
     )
 }
 
+/// Turns a `wasm32-wasip1` reactor into a component with the preview1 reactor adapter
+/// (for guests whose exports come from their bindings, e.g. a WASI 0.3 `wasi:cli/run`).
+pub fn componentize_wasip1_reactor(core: &[u8]) -> Result<Vec<u8>> {
+    componentize_with(
+        core,
+        wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+    )
+}
+
 fn componentize_with(core: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
     ComponentEncoder::default()
         .validate(true)
@@ -126,6 +135,18 @@ pub fn rust_guest(name: &str) -> Result<Arc<Vec<u8>>> {
         name,
         &rust_guest_dir().join(format!("{name}.wasm")),
         componentize_wasip1,
+    )
+}
+
+/// The WASI 0.3 command component for the guest `guests/p3/NAME` (`hello`).
+pub fn p3_guest(name: &str) -> Result<Arc<Vec<u8>>> {
+    built_guest(
+        "p3",
+        name,
+        &workspace_root().join(format!(
+            "guests/p3/target/wasm32-wasip1/release/p3_{name}.wasm"
+        )),
+        componentize_wasip1_reactor,
     )
 }
 
