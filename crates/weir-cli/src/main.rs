@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits};
 use weir::sockets::NetworkPolicy;
@@ -182,23 +183,9 @@ fn main() -> ExitCode {
         Cli::Run(args) => args,
         Cli::Serve(args) => {
             raise_open_file_limit();
-            return match serve::serve(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("Error: {error:?}");
-                    ExitCode::from(1)
-                }
-            };
+            return exit_code(serve::serve(args));
         }
-        Cli::Compile(args) => {
-            return match compile(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("Error: {error:?}");
-                    ExitCode::from(1)
-                }
-            };
-        }
+        Cli::Compile(args) => return exit_code(compile(args)),
     };
     raise_open_file_limit();
     let status = match run(args) {
@@ -211,6 +198,62 @@ fn main() -> ExitCode {
     };
     weir::io::stdio::flush_stdio();
     ExitCode::from(status)
+}
+
+/// 0 for success; 1, with the error on stderr, for a failure.
+fn exit_code(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs to stderr (colours only on a terminal) through `filter`, unless `-D logging=n`
+/// turns logging off, as in wasmtime.
+pub(crate) fn init_logging(args: &GuestArgs, filter: impl FnOnce() -> EnvFilter) {
+    if args.common.debug.logging != Some(false) {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+/// A store for one instance with the guest's limits: `-S max-resources`, the `-W` memory
+/// and table limits, `-S hostcall-fuel`, `-S max-component-handles`, `-W fuel`.
+pub(crate) fn new_store(
+    engine: &Engine,
+    args: &GuestArgs,
+    wasi: WasiCtx,
+    http: weir_http::WasiHttpCtx,
+) -> wasmtime::Result<Store<Host>> {
+    let wasi_options = &args.common.wasi;
+    let mut table = ResourceTable::new();
+    if let Some(max) = wasi_options.max_resources {
+        table.set_max_capacity(max);
+    }
+    let host = Host {
+        wasi,
+        http,
+        table,
+        limits: options::store_limits(&args.common.wasm),
+    };
+    let mut store = Store::new(engine, host);
+    store.limiter(|host| &mut host.limits);
+    if let Some(fuel) = wasi_options.hostcall_fuel {
+        store.set_hostcall_fuel(fuel);
+    }
+    if let Some(max) = wasi_options.max_component_handles {
+        store.set_max_component_handles(max);
+    }
+    if let Some(fuel) = args.common.wasm.fuel {
+        store.set_fuel(fuel)?;
+    }
+    Ok(store)
 }
 
 fn build_wasi(args: &RunArgs, policy: NetworkPolicy) -> Result<WasiCtx> {
@@ -437,41 +480,16 @@ pub(crate) fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<
 
 fn run(mut args: RunArgs) -> Result<u8> {
     let config = options::engine_config(&mut args.guest.common, None)?;
-    // `-D logging=n` turns logging off, as in wasmtime; otherwise WEIR_LOG filters it.
-    if args.guest.common.debug.logging != Some(false) {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEIR_LOG"))
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
+    init_logging(&args.guest, || EnvFilter::from_env("WEIR_LOG"));
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let mut program = load(&engine, &args)?;
-    let wasi_options = &args.guest.common.wasi;
-    let mut table = ResourceTable::new();
-    if let Some(max) = wasi_options.max_resources {
-        table.set_max_capacity(max);
-    }
-    let policy = network_policy(&args.guest, &NetworkSwitches::from_options(wasi_options))?;
-    let host = Host {
-        wasi: build_wasi(&args, policy.clone())?,
-        http: weir_http::WasiHttpCtx::new(policy),
-        table,
-        limits: options::store_limits(&args.guest.common.wasm),
-    };
-    let stats = host.wasi.network_stats();
-    let writers = host.wasi.tcp_background_writers();
-    let mut store = Store::new(&engine, host);
-    store.limiter(|host| &mut host.limits);
-    if let Some(fuel) = wasi_options.hostcall_fuel {
-        store.set_hostcall_fuel(fuel);
-    }
-    if let Some(max) = wasi_options.max_component_handles {
-        store.set_max_component_handles(max);
-    }
-    if let Some(fuel) = args.guest.common.wasm.fuel {
-        store.set_fuel(fuel).map_err(anyhow::Error::from)?;
-    }
+    let network = NetworkSwitches::from_options(&args.guest.common.wasi);
+    let policy = network_policy(&args.guest, &network)?;
+    let wasi = build_wasi(&args, policy.clone())?;
+    let stats = wasi.network_stats();
+    let writers = wasi.tcp_background_writers();
+    let http = weir_http::WasiHttpCtx::new(policy);
+    let mut store = new_store(&engine, &args.guest, wasi, http).map_err(anyhow::Error::from)?;
     let timeout = args.guest.common.wasm.timeout;
     if let Some(timeout) = timeout {
         // Wasm code traps at the next epoch check once the deadline passes; a guest waiting

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wasmtime::component::{Linker, ResourceTable};
+use tracing_subscriber::EnvFilter;
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 use weir_http::server::{ServeOptions, ServeStats};
 
@@ -61,15 +62,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     // code; without a timeout nothing needs to interrupt a guest.
     let epochs = request_timeout.is_some();
     config.epoch_interruption(epochs);
-    if args.guest.common.debug.logging != Some(false) {
-        let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir::serve=info"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
+    // The access log (`weir::serve`, info) is on unless WEIR_LOG says otherwise.
+    crate::init_logging(&args.guest, || {
+        EnvFilter::try_from_env("WEIR_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("warn,weir::serve=info"))
+    });
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let component =
         match weir::program::Program::from_file(&engine, &args.component, args.allow_precompiled)
@@ -112,30 +109,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             let wasi = crate::wasi_builder(&guest, policy.clone())
                 .map_err(wasmtime::Error::from_anyhow)?
                 .build();
-            let mut table = ResourceTable::new();
-            if let Some(max) = guest.common.wasi.max_resources {
-                table.set_max_capacity(max);
-            }
-            let host = Host {
-                wasi,
-                http: weir_http::WasiHttpCtx::new(policy.clone())
-                    .with_connection_pool(pool.clone()),
-                table,
-                limits: options::store_limits(&guest.common.wasm),
-            };
-            let mut store = Store::new(&engine, host);
-            store.limiter(|host| &mut host.limits);
+            let http =
+                weir_http::WasiHttpCtx::new(policy.clone()).with_connection_pool(pool.clone());
+            let mut store = crate::new_store(&engine, &guest, wasi, http)?;
             if epochs {
                 store.epoch_deadline_async_yield_and_update(1);
-            }
-            if let Some(fuel) = guest.common.wasi.hostcall_fuel {
-                store.set_hostcall_fuel(fuel);
-            }
-            if let Some(max) = guest.common.wasi.max_component_handles {
-                store.set_max_component_handles(max);
-            }
-            if let Some(fuel) = guest.common.wasm.fuel {
-                store.set_fuel(fuel)?;
             }
             Ok(store)
         }
@@ -181,7 +159,7 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM (or at once if they cannot be watched).
+/// Resolves on SIGINT or SIGTERM (never, with an error logged, if they cannot be watched).
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (

@@ -65,13 +65,9 @@ pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
 
 struct Prepared {
     request: http::Request<HostBody>,
-    host: String,
-    port: u16,
+    target: OutgoingTarget,
     /// Set for `https`.
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    connect_timeout: Duration,
-    first_byte_timeout: Duration,
-    between_bytes_timeout: Option<Duration>,
 }
 
 fn prepare(
@@ -79,13 +75,9 @@ fn prepare(
     options: Option<RequestOptionsResource>,
     tls_config: &std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<Prepared, ErrorCode> {
-    let mut tls = None;
-    let scheme = match &request.scheme {
-        None | Some(Scheme::Http) => http::uri::Scheme::HTTP,
-        Some(Scheme::Https) => {
-            tls = Some(tls_config.clone());
-            http::uri::Scheme::HTTPS
-        }
+    let tls = match &request.scheme {
+        None | Some(Scheme::Http) => None,
+        Some(Scheme::Https) => Some(tls_config.clone()),
         Some(Scheme::Other(other)) => {
             return Err(ErrorCode::HttpProtocolError).inspect_err(|_| {
                 tracing::debug!("outgoing request with unsupported scheme `{other}`")
@@ -109,22 +101,16 @@ fn prepare(
     };
     let host = authority.host().to_string();
     let method = method_from_wit(&request.method).ok_or(ErrorCode::HttpRequestMethodInvalid)?;
-    let path = request.path_with_query.as_deref().unwrap_or("/");
-    let uri = http::Uri::builder()
-        .scheme(scheme)
-        .authority(authority.clone())
-        .path_and_query(if path.is_empty() { "/" } else { path })
-        .build()
-        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    let path = match request.path_with_query.as_deref() {
+        None | Some("") => "/",
+        Some(path) => path,
+    };
+    let path: http::uri::PathAndQuery =
+        path.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     let mut built = http::Request::new(request.body.unwrap_or_else(HostBody::empty));
     *built.method_mut() = method;
     // HTTP/1.1 sends the origin form: the path, and the authority as `host`.
-    *built.uri_mut() = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .parse()
-        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    *built.uri_mut() = http::Uri::from(path);
     let mut headers = request.headers.to_header_map();
     for forbidden in FORBIDDEN_HEADERS {
         headers.remove(*forbidden);
@@ -157,14 +143,24 @@ fn prepare(
     let options = options.unwrap_or_default();
     Ok(Prepared {
         request: built,
-        host,
-        port,
+        target: OutgoingTarget {
+            host,
+            port,
+            https: tls.is_some(),
+            connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            first_byte_timeout: options
+                .first_byte_timeout
+                .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT),
+            between_bytes_timeout: options.between_bytes_timeout,
+        },
         tls,
-        connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        first_byte_timeout: options
-            .first_byte_timeout
-            .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT),
-        between_bytes_timeout: options.between_bytes_timeout,
+    })
+}
+
+fn dns_error(rcode: &str) -> ErrorCode {
+    ErrorCode::DnsError(crate::bindings::wasi::http::types::DnsErrorPayload {
+        rcode: Some(rcode.into()),
+        info_code: None,
     })
 }
 
@@ -256,20 +252,10 @@ async fn connect(
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare_host, port))
         .await
-        .map_err(|_| {
-            ErrorCode::DnsError(crate::bindings::wasi::http::types::DnsErrorPayload {
-                rcode: Some("address not available".into()),
-                info_code: None,
-            })
-        })?
+        .map_err(|_| dns_error("address not available"))?
         .collect();
     if addresses.is_empty() {
-        return Err(ErrorCode::DnsError(
-            crate::bindings::wasi::http::types::DnsErrorPayload {
-                rcode: Some("no addresses".into()),
-                info_code: None,
-            },
-        ));
+        return Err(dns_error("no addresses"));
     }
     let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&addresses[..]))
         .await
@@ -297,12 +283,16 @@ async fn send(
 ) -> Result<IncomingResponseResource, ErrorCode> {
     let Prepared {
         request,
-        host,
-        port,
+        target:
+            OutgoingTarget {
+                host,
+                port,
+                connect_timeout,
+                first_byte_timeout,
+                between_bytes_timeout,
+                ..
+            },
         tls,
-        connect_timeout,
-        first_byte_timeout,
-        between_bytes_timeout,
     } = prepared;
     let origin: Origin = (tls.is_some(), host.to_ascii_lowercase(), port);
     let (response, connection) = 'sent: {
@@ -439,15 +429,15 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
         match self
             .ctx
             .policy
-            .check_http_request(&prepared.host, prepared.port)
+            .check_http_request(&prepared.target.host, prepared.target.port)
         {
             weir::sockets::Decision::Allowed(_) => {}
             weir::sockets::Decision::Denied(rule) => {
                 tracing::warn!(
                     target: "weir::policy",
                     "denied http-request to {}:{} ({})",
-                    prepared.host,
-                    prepared.port,
+                    prepared.target.host,
+                    prepared.target.port,
                     rule.map_or("no rule allows it".to_string(), |rule| rule.to_string())
                 );
                 return Ok(Err(ErrorCode::HttpRequestDenied));
@@ -456,15 +446,7 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
         let task = match &self.ctx.sender {
             None => tokio::spawn(send(prepared, self.ctx.pool.clone())),
             Some(sender) => {
-                let target = OutgoingTarget {
-                    host: prepared.host,
-                    port: prepared.port,
-                    https: prepared.tls.is_some(),
-                    connect_timeout: prepared.connect_timeout,
-                    first_byte_timeout: prepared.first_byte_timeout,
-                    between_bytes_timeout: prepared.between_bytes_timeout,
-                };
-                let response = sender.send(prepared.request, target);
+                let response = sender.send(prepared.request, prepared.target);
                 tokio::spawn(async move {
                     let (parts, body) = response.await?.into_parts();
                     Ok(IncomingResponseResource {

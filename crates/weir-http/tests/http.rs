@@ -74,6 +74,16 @@ async fn start(guest: &str, policy: NetworkPolicy, options: ServeOptions) -> Ser
     start_custom(guest, policy, options, |ctx| ctx).await
 }
 
+/// The probe guest, allowed to send requests to 127.0.0.1 (the local upstreams).
+async fn start_probe_for_loopback() -> Server {
+    start(
+        "probe",
+        allowing("http-request=127.0.0.1"),
+        ServeOptions::default(),
+    )
+    .await
+}
+
 /// [`start`], with each instance's HTTP context passed through `customize`.
 async fn start_custom(
     guest: &str,
@@ -640,12 +650,7 @@ fn outgoing_requests_are_denied_unless_a_rule_allows_them() {
 fn outgoing_bodies_stream_both_ways_with_methods_lengths_and_trailers() {
     runtime().block_on(async {
         let upstream = upstream().await;
-        let server = start(
-            "probe",
-            allowing("http-request=127.0.0.1"),
-            ServeOptions::default(),
-        )
-        .await;
+        let server = start_probe_for_loopback().await;
         let echo = format!("http://{upstream}/echo");
         // GET/POST/PUT with generated bodies from 0 bytes to 1 MiB.
         for (method, len) in [
@@ -746,12 +751,7 @@ fn outgoing_bodies_stream_both_ways_with_methods_lengths_and_trailers() {
 fn content_length_over_and_under_writes_are_the_wits_body_size_errors() {
     runtime().block_on(async {
         let upstream = upstream().await;
-        let server = start(
-            "probe",
-            allowing("http-request=127.0.0.1"),
-            ServeOptions::default(),
-        )
-        .await;
+        let server = start_probe_for_loopback().await;
         let url = format!("http://{upstream}/plain");
         for (method, declared, sent, expected) in [
             (
@@ -1068,12 +1068,7 @@ fn outgoing_connections_are_reused_through_the_pool() {
         server.stop().await;
 
         // Without a shared pool, each instance (one per request) opens its own.
-        let server = start(
-            "probe",
-            allowing("http-request=127.0.0.1"),
-            ServeOptions::default(),
-        )
-        .await;
+        let server = start_probe_for_loopback().await;
         for _ in 0..3 {
             let reply = server.fetch(&[("x-url", url.clone())], false).await;
             assert_eq!(reply.text(), "upstream");
@@ -1140,12 +1135,7 @@ fn unanswering_listener() -> (socket2::Socket, Vec<std::net::TcpStream>, SocketA
 fn a_connect_that_gets_no_answer_is_connection_timeout() {
     runtime().block_on(async {
         let (_listener, _fillers, addr) = unanswering_listener();
-        let server = start(
-            "probe",
-            allowing("http-request=127.0.0.1"),
-            ServeOptions::default(),
-        )
-        .await;
+        let server = start_probe_for_loopback().await;
         let started = std::time::Instant::now();
         let reply = server
             .fetch(
