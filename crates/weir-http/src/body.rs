@@ -132,9 +132,7 @@ impl InputStream for IncomingBodyStream {
             return Ok(self.take(max));
         }
         if let Some(code) = self.failed.take() {
-            return Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(
-                code,
-            )));
+            return Err(HttpError::stream_error(code));
         }
         if self.ended {
             return Err(StreamError::Closed);
@@ -144,9 +142,7 @@ impl InputStream for IncomingBodyStream {
                 self.buffered = bytes;
                 Ok(self.take(max))
             }
-            Ok(Err(code)) => Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(
-                code,
-            ))),
+            Ok(Err(code)) => Err(HttpError::stream_error(code)),
             Err(mpsc::error::TryRecvError::Empty) => Ok(Bytes::new()),
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 self.ended = true;
@@ -252,7 +248,7 @@ impl http_body::Body for HostBody {
             }
             Poll::Ready(None) => {
                 self.receiver = None;
-                Poll::Ready(Some(Err(HttpError::from_code(internal(
+                Poll::Ready(Some(Err(HttpError(internal(
                     "the guest dropped the body without finishing it",
                 )))))
             }
@@ -385,9 +381,7 @@ impl OutputStream for OutgoingBodyStream {
             && total > limit
         {
             // More than the declared `content-length`: the WIT's body-size error.
-            return Err(StreamError::LastOperationFailed(HttpError::into_wasmtime(
-                self.side.size_error(total),
-            )));
+            return Err(HttpError::stream_error(self.side.size_error(total)));
         }
         if len == 0 {
             return Ok(());

@@ -8,13 +8,9 @@ use crate::bindings::wasi::http::types::ErrorCode;
 pub struct HttpError(pub ErrorCode);
 
 impl HttpError {
-    /// The error as a `wasmtime::Error` (for `StreamError::LastOperationFailed`).
-    pub fn into_wasmtime(code: ErrorCode) -> wasmtime::Error {
-        wasmtime::Error::new(HttpError(code))
-    }
-
-    pub fn from_code(code: ErrorCode) -> Self {
-        HttpError(code)
+    /// A body stream's `last-operation-failed` carrying `code`, for `http-error-code`.
+    pub fn stream_error(code: ErrorCode) -> weir::io::StreamError {
+        weir::io::StreamError::LastOperationFailed(wasmtime::Error::new(HttpError(code)))
     }
 }
 
