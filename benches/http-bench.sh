@@ -4,8 +4,10 @@
 #
 #   benches/http-bench.sh [SECONDS_PER_RUN]     (default 10)
 #
-# Prints a Markdown table: hello-world requests/s and p50/p99 latency at 1, 16 and 64
-# connections, and the echo of 1 MiB bodies in MB/s (request body bytes echoed per second).
+# Prints Markdown tables: hello-world requests/s and p50/p99 latency at 1, 16 and 64
+# connections, and the echo of 1 MiB bodies in MB/s (request body bytes echoed per second);
+# native Rust (`crates/weir-http/examples/native_http.rs`, the same handlers on hyper) as
+# the baseline.
 # Installs `wrk` (apt) and `wasmtime-cli` 48.0.8 (`cargo install`, ~11 min cold) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +24,9 @@ if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
     WASMTIME="$HOME/.cargo/bin/wasmtime"
 fi
 cargo build --quiet --release -p weir-cli
+cargo build --quiet --release -p weir-http --example native_http
 WEIR=target/release/weir
+NATIVE=target/release/examples/native_http
 
 LUA=$(mktemp --suffix=.lua)
 trap 'rm -f "$LUA"; kill $(jobs -p) 2>/dev/null || true' EXIT
@@ -112,6 +116,8 @@ HELLO=examples/http-hello.wasm
 ECHO=examples/http-echo.wasm
 bench_hello weir 18081 "$WEIR" serve --addr 127.0.0.1:18081 "$HELLO"
 bench_hello wasmtime 18082 "$WASMTIME" serve --addr 127.0.0.1:18082 "$HELLO"
+bench_hello native 18085 "$NATIVE" hello 127.0.0.1:18085
+bench_echo native 18086 "$NATIVE" echo 127.0.0.1:18086
 bench_echo weir 18083 "$WEIR" serve --addr 127.0.0.1:18083 "$ECHO"
 bench_echo wasmtime 18084 "$WASMTIME" serve --addr 127.0.0.1:18084 "$ECHO"
 
@@ -119,18 +125,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; els
 
 echo "hello-world ($HELLO), wrk ${SECONDS_PER_RUN}s per row, $(nproc) cores"
 echo
-echo "| connections | weir req/s | wasmtime req/s | req/s ratio | weir p50 / p99 ms | wasmtime p50 / p99 ms | p99 ratio (weir/wasmtime) | server CPU µs/request weir / wasmtime |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| connections | weir req/s | wasmtime req/s | native req/s | weir/wasmtime | weir/native | weir p50 / p99 ms | wasmtime p50 / p99 ms | native p50 / p99 ms | p99 weir/wasmtime | server CPU µs/request weir / wasmtime / native |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for c in 1 16 64; do
     read -r wr w50 w99 wcpu <<<"${RESULT[weir,hello,$c]}"
     read -r tr t50 t99 tcpu <<<"${RESULT[wasmtime,hello,$c]}"
-    echo "| $c | $wr | $tr | $(ratio "$wr" "$tr") | $w50 / $w99 | $t50 / $t99 | $(ratio "$w99" "$t99") | $wcpu / $tcpu ($(ratio "$wcpu" "$tcpu")) |"
+    read -r nr n50 n99 ncpu <<<"${RESULT[native,hello,$c]}"
+    echo "| $c | $wr | $tr | $nr | $(ratio "$wr" "$tr") | $(ratio "$wr" "$nr") | $w50 / $w99 | $t50 / $t99 | $n50 / $n99 | $(ratio "$w99" "$t99") | $wcpu / $tcpu / $ncpu |"
 done
 echo
 read -r wr _ _ <<<"${RESULT[weir,echo]}"
 read -r tr _ _ <<<"${RESULT[wasmtime,echo]}"
-wmb=$(awk -v r="$wr" 'BEGIN { printf "%.1f", r * 1.048576 }')
-tmb=$(awk -v r="$tr" 'BEGIN { printf "%.1f", r * 1.048576 }')
-echo "| echo of 1 MiB bodies, 16 connections | weir MB/s | wasmtime MB/s | ratio |"
-echo "|---|---|---|---|"
-echo "| $ECHO | $wmb | $tmb | $(ratio "$wmb" "$tmb") |"
+read -r nr _ _ <<<"${RESULT[native,echo]}"
+mbps() { awk -v r="$1" 'BEGIN { printf "%.1f", r * 1.048576 }'; }
+wmb=$(mbps "$wr"); tmb=$(mbps "$tr"); nmb=$(mbps "$nr")
+echo "| echo of 1 MiB bodies, 16 connections | weir MB/s | wasmtime MB/s | native MB/s | weir/wasmtime | weir/native |"
+echo "|---|---|---|---|---|---|"
+echo "| $ECHO | $wmb | $tmb | $nmb | $(ratio "$wmb" "$tmb") | $(ratio "$wmb" "$nmb") |"
