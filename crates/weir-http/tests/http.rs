@@ -1155,3 +1155,22 @@ fn a_connect_that_gets_no_answer_is_connection_timeout() {
         server.stop().await;
     });
 }
+
+#[test]
+fn consume_and_future_incoming_response_get_follow_the_wit() {
+    runtime().block_on(async {
+        let upstream = upstream().await;
+        let server = start_probe_for_loopback().await;
+        // `consume` succeeds once, then fails.
+        let reply = send(server.addr, get("/consume-twice"), false).await;
+        assert_eq!(reply.text(), "first: true, second: false");
+        // `get` is `none` before the response is ready and `some(err)` once it was taken.
+        let reply = server
+            .fetch(&[("x-url", format!("http://{upstream}/slow-head"))], false)
+            .await;
+        assert_eq!(reply.text(), "late");
+        assert_eq!(reply.headers["x-get-ready-at-once"], "false");
+        assert_eq!(reply.headers["x-get-again-is-err"], "true");
+        server.stop().await;
+    });
+}

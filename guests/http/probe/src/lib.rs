@@ -5,6 +5,7 @@
 //! - `/trap`: traps. `/no-response`: returns without setting a response.
 //! - `/sleep/MS`: waits MS milliseconds, then 200 `slept`.
 //! - `/fields`: exercises `fields` validation and immutability; one line per check.
+//! - `/consume-twice`: `incoming-request.consume` twice; says which calls succeeded.
 //! - `/fetch`: makes an outgoing request described by `x-*` request headers (see
 //!   [`Fetch::from_headers`]) and answers with the upstream response (status in
 //!   `x-upstream-status`, body streamed, trailers forwarded) or 502 and the error.
@@ -33,6 +34,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
             "/trap" => panic!("probe: asked to trap"),
             "/no-response" => {}
             "/fields" => common::respond(out, 200, &[], fields_checks().as_bytes()),
+            "/consume-twice" => {
+                let first = request.consume().is_ok();
+                let second = request.consume().is_ok();
+                let text = format!("first: {first}, second: {second}");
+                common::respond(out, 200, &[], text.as_bytes());
+            }
             "/fetch" => fetch(request, out),
             _ => match route.strip_prefix("/sleep/").and_then(|ms| ms.parse::<u64>().ok()) {
                 Some(ms) => {
@@ -300,6 +307,8 @@ fn fetch(request: IncomingRequest, out: ResponseOutparam) {
         return fail(out, "body-finish", format!("{code:?}"));
     }
 
+    // `get` is `none` until the response is ready (an answer this fast is not).
+    let ready_at_once = pending.get().is_some();
     pending.subscribe().block();
     let upstream = match pending.get() {
         Some(Ok(Ok(response))) => response,
@@ -307,8 +316,12 @@ fn fetch(request: IncomingRequest, out: ResponseOutparam) {
         Some(Err(())) => return fail(out, "response", "taken twice".into()),
         None => return fail(out, "response", "not ready after its pollable".into()),
     };
+    // The response has been taken: `get` is now `some(err)`.
+    let taken_again = matches!(pending.get(), Some(Err(())));
     let status = upstream.status();
     let headers = Fields::new();
+    let _ = headers.append("x-get-ready-at-once", ready_at_once.to_string().as_bytes());
+    let _ = headers.append("x-get-again-is-err", taken_again.to_string().as_bytes());
     let _ = headers.append("x-upstream-status", status.to_string().as_bytes());
     for (name, value) in upstream.headers().entries() {
         if name.to_ascii_lowercase().starts_with("x-") || name.eq_ignore_ascii_case("content-type") {
