@@ -307,10 +307,17 @@ fn fetch(request: IncomingRequest, out: ResponseOutparam) {
         return fail(out, "body-finish", format!("{code:?}"));
     }
 
-    // `get` is `none` until the response is ready (an answer this fast is not).
-    let ready_at_once = pending.get().is_some();
-    pending.subscribe().block();
-    let upstream = match pending.get() {
+    // `get` is `none` until the response is ready (`/slow-head`'s is not, at once).
+    let at_once = pending.get();
+    let ready_at_once = at_once.is_some();
+    let answer = match at_once {
+        Some(answer) => Some(answer),
+        None => {
+            pending.subscribe().block();
+            pending.get()
+        }
+    };
+    let upstream = match answer {
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => return fail(out, "response", format!("{code:?}")),
         Some(Err(())) => return fail(out, "response", "taken twice".into()),
