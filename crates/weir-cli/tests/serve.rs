@@ -208,15 +208,68 @@ fn serve_refuses_what_is_not_a_proxy_component() {
     );
 }
 
+/// A one-shot HTTP/1.1 server on a thread: answers each connection with `200` and `body`.
+fn tiny_upstream(body: &'static str) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    addr
+}
+
 #[test]
-fn run_links_wasi_http_with_s_http() {
-    let root = weir_test_guests::workspace_root();
-    let out = weir()
-        .args(["run", "-S", "http"])
-        .arg(root.join("examples/hello.wasm"))
-        .arg("Ada")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+fn run_with_s_http_sends_requests_unless_rules_say_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = dir.path().join("http_get.wasm");
+    std::fs::write(&guest, &*weir_test_guests::rust_guest("http_get").unwrap()).unwrap();
+    let upstream = tiny_upstream("from upstream");
+    let url = format!("http://{upstream}/x");
+    let run = |args: &[&str]| {
+        weir()
+            .arg("run")
+            .args(args)
+            .arg(&guest)
+            .arg(&url)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // `-S http` alone allows requests, as in wasmtime.
+    let out = run(&["-S", "http"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "status 200\nfrom upstream");
+
+    // Once an `http-request` rule is given, only what the rules allow passes.
+    let out = run(&["-S", "http", "--allow", "http-request=example.com"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("handle: ErrorCode::HttpRequestDenied"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["-S", "http", "--allow", "http-request=127.0.0.1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Without `-S http`, `wasi:http` is not linked and the component is refused.
+    let out = run(&[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("wasi:http"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -52,7 +52,7 @@ impl IncomingBodyResource {
     {
         let (data, receiver) = mpsc::channel(INCOMING_FRAMES);
         let (trailers_sender, trailers) = oneshot::channel();
-        tokio::spawn(pump(body, data, trailers_sender));
+        weir::spawn(pump(body, data, trailers_sender));
         IncomingBodyResource {
             stream: Some(IncomingBodyStream {
                 receiver,
@@ -524,7 +524,7 @@ impl HostOutgoingBody for WasiHttpCtxView<'_> {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(end)) => {
                 let sender = body.sender.clone();
-                tokio::spawn(async move {
+                weir::spawn(async move {
                     let _ = sender.send(end).await;
                 });
             }

@@ -169,10 +169,39 @@ fn view<T: WasiHttpView>(data: &mut T) -> WasiHttpCtxView<'_> {
     data.http()
 }
 
-/// Adds `wasi:http/types` and `wasi:http/outgoing-handler` (0.2.0 to 0.2.12).
+/// Adds `wasi:http/types` and `wasi:http/outgoing-handler` (0.2.0 to 0.2.12), for
+/// components run with Wasmtime's async API. Pair it with [`weir::add_to_linker_async`].
 pub fn add_to_linker_async<T: WasiHttpView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
+    add_http_interfaces(linker)
+}
+
+/// Adds `wasi:http/types` and `wasi:http/outgoing-handler` (0.2.0 to 0.2.12), for
+/// components run with Wasmtime's synchronous API. Pair it with [`weir::add_to_linker_sync`],
+/// whose `wasi:io` waits block the calling thread.
+///
+/// No function of these interfaces blocks: requests are sent and bodies are read on tasks
+/// of the caller's tokio runtime, or of Weir's own when the caller has none.
+///
+/// ```
+/// # struct Host { wasi: weir::WasiCtx, http: weir_http::WasiHttpCtx, table: wasmtime::component::ResourceTable }
+/// # impl weir::WasiView for Host { fn wasi(&mut self) -> weir::WasiCtxView<'_> { weir::WasiCtxView { ctx: &mut self.wasi, table: &mut self.table } } }
+/// # impl weir_http::WasiHttpView for Host { fn http(&mut self) -> weir_http::WasiHttpCtxView<'_> { weir_http::WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table } } }
+/// let engine = wasmtime::Engine::default();
+/// let mut linker = wasmtime::component::Linker::<Host>::new(&engine);
+/// weir::add_to_linker_sync(&mut linker)?;
+/// weir_http::add_to_linker_sync(&mut linker)?;
+/// # Ok::<(), wasmtime::Error>(())
+/// ```
+pub fn add_to_linker_sync<T: WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    add_http_interfaces(linker)
+}
+
+/// The HTTP host functions never wait, so both linkers share them.
+fn add_http_interfaces<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::wasi::http::types::add_to_linker::<T, HasHttp>(
         linker,
         &Default::default(),
@@ -189,6 +218,14 @@ pub fn add_proxy_to_linker_async<T: WasiHttpView + weir::WasiView + 'static>(
 ) -> wasmtime::Result<()> {
     weir::add_to_linker_async(linker)?;
     add_to_linker_async(linker)
+}
+
+/// [`add_proxy_to_linker_async`] for Wasmtime's synchronous API.
+pub fn add_proxy_to_linker_sync<T: WasiHttpView + weir::WasiView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    weir::add_to_linker_sync(linker)?;
+    add_to_linker_sync(linker)
 }
 
 impl bindings::wasi::http::types::Host for WasiHttpCtxView<'_> {

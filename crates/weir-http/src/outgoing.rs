@@ -337,7 +337,7 @@ where
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(ErrorCode::from)?;
-    tokio::spawn(async move {
+    weir::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!("outgoing HTTP connection ended: {error}");
         }
@@ -444,10 +444,10 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
             }
         }
         let task = match &self.ctx.sender {
-            None => tokio::spawn(send(prepared, self.ctx.pool.clone())),
+            None => weir::spawn(send(prepared, self.ctx.pool.clone())),
             Some(sender) => {
                 let response = sender.send(prepared.request, prepared.target);
-                tokio::spawn(async move {
+                weir::spawn(async move {
                     let (parts, body) = response.await?.into_parts();
                     Ok(IncomingResponseResource {
                         status: parts.status.as_u16(),

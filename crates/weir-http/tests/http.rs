@@ -1174,3 +1174,81 @@ fn consume_and_future_incoming_response_get_follow_the_wit() {
         server.stop().await;
     });
 }
+
+/// Runs the `http_get` command guest (a `wasi:cli/command` using `wasi:http`) with
+/// Wasmtime's synchronous API and Weir's sync linkers, on a thread with no tokio runtime;
+/// returns its outcome, stdout and stderr.
+fn run_http_get_sync(url: &str, policy: NetworkPolicy) -> (weir::command::Outcome, Bytes, String) {
+    let bytes = weir_test_guests::rust_guest("http_get").expect("the guest is built");
+    let mut config = wasmtime::Config::new();
+    config.async_support(false);
+    let engine = Engine::new(&config).unwrap();
+    let component = Component::new(&engine, &**bytes).expect("a valid component");
+    let mut linker = Linker::<Host>::new(&engine);
+    weir_http::add_proxy_to_linker_sync(&mut linker).expect("linking");
+    let stdout = weir::io::MemoryOutputPipe::new(8 << 20);
+    let stderr = weir::io::MemoryOutputPipe::new(1 << 16);
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.args(["http_get", url])
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
+    let mut store = Store::new(
+        &engine,
+        Host {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(policy),
+            table: ResourceTable::new(),
+        },
+    );
+    let outcome = std::thread::spawn(move || {
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        weir::command::run_sync(&mut store, &linker, &component)
+    })
+    .join()
+    .expect("the guest thread")
+    .expect("the command runs");
+    let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+    (outcome, stdout.contents(), stderr)
+}
+
+#[test]
+fn a_command_sends_requests_through_the_sync_linker() {
+    use weir::command::Outcome;
+    let rt = runtime();
+    let upstream = rt.block_on(upstream());
+    let loopback = || allowing("http-request=127.0.0.1");
+
+    // A streamed 3 MiB body arrives whole through blocking reads.
+    let total = 3 << 20;
+    let (outcome, stdout, stderr) =
+        run_http_get_sync(&format!("http://{upstream}/big/{total}"), loopback());
+    assert_eq!(outcome, Outcome::Success, "{stderr}");
+    let head = b"status 200\n";
+    assert_eq!(&stdout[..head.len()], head, "{stderr}");
+    let body = &stdout[head.len()..];
+    assert_eq!(body.len(), total);
+    assert_eq!(weir_test_guests::flood_pattern_mismatch(body), None);
+
+    // The policy holds in the sync linker too.
+    let (outcome, _, stderr) = run_http_get_sync(
+        &format!("http://{upstream}/"),
+        allowing("http-request=localhost"),
+    );
+    assert_eq!(outcome, Outcome::Exit(1), "{stderr}");
+    assert!(
+        stderr.contains("handle: ErrorCode::HttpRequestDenied"),
+        "{stderr}"
+    );
+
+    // A dead server: the error code comes back through `future-incoming-response.get`.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (outcome, _, stderr) = run_http_get_sync(&format!("http://{closed}/"), loopback());
+    assert_eq!(outcome, Outcome::Exit(1), "{stderr}");
+    assert!(
+        stderr.contains("response: ErrorCode::ConnectionRefused"),
+        "{stderr}"
+    );
+}

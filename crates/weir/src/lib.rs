@@ -49,3 +49,4 @@ pub use cli::{I32Exit, InputSource, OutputSource};
 pub use ctx::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub use filesystem::{DirPerms, FilePerms};
 pub use linker::{HasWasi, add_to_linker_async, add_to_linker_sync};
+pub use sync::spawn;

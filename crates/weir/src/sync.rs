@@ -35,11 +35,17 @@ pub(crate) fn with_reactor<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Runs `future` in the background on the current tokio runtime, or on Weir's own.
-pub(crate) fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+/// Runs `future` in the background on the current tokio runtime, or on Weir's own when the
+/// caller has none (a synchronous embedding). Crates layering interfaces over Weir (such as
+/// `weir-http`) use it so that their host functions work with both linkers.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     match tokio::runtime::Handle::try_current() {
-        Ok(handle) => drop(handle.spawn(future)),
-        Err(_) => drop(fallback_runtime().spawn(future)),
+        Ok(handle) => handle.spawn(future),
+        Err(_) => fallback_runtime().spawn(future),
     }
 }
 
