@@ -1180,11 +1180,8 @@ fn consume_and_future_incoming_response_get_follow_the_wit() {
 /// returns its outcome, stdout and stderr.
 fn run_http_get_sync(url: &str, policy: NetworkPolicy) -> (weir::command::Outcome, Bytes, String) {
     let bytes = weir_test_guests::rust_guest("http_get").expect("the guest is built");
-    let mut config = wasmtime::Config::new();
-    config.async_support(false);
-    let engine = Engine::new(&config).unwrap();
-    let component = Component::new(&engine, &**bytes).expect("a valid component");
-    let mut linker = Linker::<Host>::new(&engine);
+    let component = Component::new(engine(), &**bytes).expect("a valid component");
+    let mut linker = Linker::<Host>::new(engine());
     weir_http::add_proxy_to_linker_sync(&mut linker).expect("linking");
     let stdout = weir::io::MemoryOutputPipe::new(8 << 20);
     let stderr = weir::io::MemoryOutputPipe::new(1 << 16);
@@ -1193,7 +1190,7 @@ fn run_http_get_sync(url: &str, policy: NetworkPolicy) -> (weir::command::Outcom
         .stdout(stdout.clone())
         .stderr(stderr.clone());
     let mut store = Store::new(
-        &engine,
+        engine(),
         Host {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(policy),
