@@ -52,3 +52,11 @@ impl From<HttpError> for ErrorCode {
         error.0
     }
 }
+
+/// For bodies that cannot fail (`http_body_util::Full`, `Empty`), so that an embedder can
+/// pass them to [`crate::server::handle`] as they are.
+impl From<std::convert::Infallible> for ErrorCode {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}

@@ -1249,3 +1249,168 @@ fn a_command_sends_requests_through_the_sync_linker() {
         "{stderr}"
     );
 }
+
+/// A hand-written `wasi:http/proxy` handler whose `handle` runs `body` (WAT) with the
+/// request in local 0 and the outparam in local 1, and locals `$body $stream $n` (i32,
+/// i32, i64). Never answers by itself: a handler that returns ends as
+/// [`HandlerFailure::NoResponse`], one that traps as [`HandlerFailure::Trap`].
+fn wat_handler(body: &str) -> Vec<u8> {
+    let world = r#"
+        package weir:trap-probe;
+        world guest {
+          import wasi:http/types@0.2.12;
+          import wasi:io/streams@0.2.12;
+          export wasi:http/incoming-handler@0.2.12;
+        }
+    "#;
+    let wat = format!(
+        r#"(module
+          (import "wasi:http/types@0.2.12" "[constructor]fields" (func $fields (result i32)))
+          (import "wasi:http/types@0.2.12" "[constructor]outgoing-response"
+            (func $response (param i32) (result i32)))
+          (import "wasi:http/types@0.2.12" "[method]outgoing-response.body"
+            (func $response-body (param i32 i32)))
+          (import "wasi:http/types@0.2.12" "[method]outgoing-body.write"
+            (func $body-write (param i32 i32)))
+          (import "wasi:http/types@0.2.12" "[static]outgoing-body.finish"
+            (func $body-finish (param i32 i32 i32 i32)))
+          (import "wasi:http/types@0.2.12" "[resource-drop]outgoing-body"
+            (func $drop-body (param i32)))
+          (import "wasi:http/types@0.2.12" "[method]incoming-request.headers"
+            (func $request-headers (param i32) (result i32)))
+          (import "wasi:http/types@0.2.12" "[resource-drop]fields" (func $drop-fields (param i32)))
+          (import "wasi:http/types@0.2.12" "[resource-drop]incoming-request"
+            (func $drop-request (param i32)))
+          (import "wasi:http/types@0.2.12" "[method]incoming-request.consume"
+            (func $consume (param i32 i32)))
+          (import "wasi:http/types@0.2.12" "[method]incoming-body.stream"
+            (func $incoming-stream (param i32 i32)))
+          (import "wasi:http/types@0.2.12" "[static]incoming-body.finish"
+            (func $incoming-finish (param i32) (result i32)))
+          (import "wasi:io/streams@0.2.12" "[method]output-stream.check-write"
+            (func $check-write (param i32 i32)))
+          (import "wasi:io/streams@0.2.12" "[method]output-stream.write"
+            (func $write (param i32 i32 i32 i32)))
+          (import "wasi:io/streams@0.2.12" "[resource-drop]output-stream"
+            (func $drop-output (param i32)))
+          (import "wasi:io/streams@0.2.12" "[resource-drop]input-stream"
+            (func $drop-input (param i32)))
+          (memory (export "memory") 4)
+          ;; Nothing here returns a list or string; a bump allocator above the scratch space.
+          (global $heap (mut i32) (i32.const 0x20000))
+          (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+            (global.get $heap)
+            (global.set $heap (i32.add (global.get $heap) (local.get 3))))
+          ;; An outgoing response's body in $body and its stream in $stream (results at 16..32).
+          (func $response-stream (param $body i32) (result i32 i32)
+            (call $response-body (call $response (call $fields)) (i32.const 16))
+            (call $body-write (i32.load (i32.const 20)) (i32.const 24))
+            (i32.load (i32.const 20))
+            (i32.load (i32.const 28)))
+          (func (export "wasi:http/incoming-handler@0.2.12#handle") (param i32 i32)
+            (local $body i32) (local $stream i32) (local $n i64)
+            {body})
+        )"#
+    );
+    weir_test_guests::wat_guest(world, &wat).expect("the WAT handler builds")
+}
+
+/// Runs one request through the handler built from `body`.
+fn run_wat_handler(body: &str) -> Result<(), weir_http::server::HandlerFailure> {
+    let bytes = wat_handler(body);
+    let component = Component::new(engine(), &bytes).expect("a valid component");
+    let mut linker = Linker::<Host>::new(engine());
+    weir_http::add_proxy_to_linker_async(&mut linker).expect("linking");
+    let pre = weir_http::bindings::ProxyPre::new(linker.instantiate_pre(&component).unwrap())
+        .expect("a proxy component");
+    let store = Store::new(
+        engine(),
+        Host {
+            wasi: WasiCtxBuilder::new().build(),
+            http: WasiHttpCtx::default(),
+            table: ResourceTable::new(),
+        },
+    );
+    let request = http::Request::post("/")
+        .body(Full::new(Bytes::from("payload")))
+        .unwrap();
+    runtime()
+        .block_on(weir_http::server::handle(pre, store, request, None))
+        .map(|_| ())
+}
+
+/// Asserts that the handler built from `body` traps with a message containing `expected`.
+fn assert_handler_traps(body: &str, expected: &str) {
+    match run_wat_handler(body) {
+        Err(weir_http::server::HandlerFailure::Trap(error)) => {
+            let text = format!("{error:?}");
+            assert!(text.contains(expected), "expected `{expected}` in: {text}");
+        }
+        other => panic!("expected a trap with `{expected}`, got {other:?}"),
+    }
+}
+
+fn assert_handler_returns_without_answering(body: &str) {
+    match run_wat_handler(body) {
+        Err(weir_http::server::HandlerFailure::NoResponse) => {}
+        other => panic!("expected the handler to return normally, got {other:?}"),
+    }
+}
+
+#[test]
+fn body_streams_keep_the_permit_and_child_resource_rules() {
+    // `write` may take exactly what `check-write` granted...
+    let write = |extra: i32| {
+        format!(
+            "(call $response-stream (i32.const 0)) (local.set $stream) (local.set $body)
+             (call $check-write (local.get $stream) (i32.const 32))
+             (if (i32.load8_u (i32.const 32)) (then unreachable))
+             (local.set $n (i64.load (i32.const 40)))
+             (if (i64.eqz (local.get $n)) (then unreachable))
+             (call $write (local.get $stream) (i32.const 1024)
+               (i32.add (i32.wrap_i64 (local.get $n)) (i32.const {extra})) (i32.const 48))"
+        )
+    };
+    assert_handler_returns_without_answering(&write(0));
+    // ... one byte more traps.
+    assert_handler_traps(&write(1), "exceed");
+
+    // The body's output-stream is a child: finishing or dropping the body while it is alive
+    // traps; once it is dropped, `finish` succeeds.
+    let stream = "(call $response-stream (i32.const 0)) (local.set $stream) (local.set $body)";
+    let finish = "(call $body-finish (local.get $body) (i32.const 0) (i32.const 0) (i32.const 64))";
+    assert_handler_traps(&format!("{stream} {finish}"), "children");
+    assert_handler_traps(
+        &format!("{stream} (call $drop-body (local.get $body))"),
+        "children",
+    );
+    assert_handler_returns_without_answering(&format!(
+        "{stream} (call $drop-output (local.get $stream)) {finish}
+         (if (i32.load8_u (i32.const 64)) (then unreachable))"
+    ));
+
+    // The incoming request's headers are a child: dropping the request first traps.
+    let headers = "(local.set $body (call $request-headers (local.get 0)))";
+    assert_handler_traps(
+        &format!("{headers} (call $drop-request (local.get 0))"),
+        "children",
+    );
+    assert_handler_returns_without_answering(&format!(
+        "{headers} (call $drop-fields (local.get $body)) (call $drop-request (local.get 0))"
+    ));
+
+    // The incoming body's input-stream is a child: `incoming-body.finish` traps while it is
+    // alive.
+    let input = "(call $consume (local.get 0) (i32.const 16))
+                 (local.set $body (i32.load (i32.const 20)))
+                 (call $incoming-stream (local.get $body) (i32.const 24))
+                 (local.set $stream (i32.load (i32.const 28)))";
+    assert_handler_traps(
+        &format!("{input} (drop (call $incoming-finish (local.get $body)))"),
+        "children",
+    );
+    assert_handler_returns_without_answering(&format!(
+        "{input} (call $drop-input (local.get $stream))
+         (drop (call $incoming-finish (local.get $body)))"
+    ));
+}
