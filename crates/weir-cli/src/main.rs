@@ -478,6 +478,16 @@ pub(crate) fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<
     Ok(())
 }
 
+/// The instance's `wasi:http` context: the policy's `http-request` rules, and
+/// `-S max-http-fields-size` as the bound on fields the guest builds.
+fn http_ctx(guest: &GuestArgs, policy: NetworkPolicy) -> weir_http::WasiHttpCtx {
+    let http = weir_http::WasiHttpCtx::new(policy);
+    match guest.common.wasi.max_http_fields_size {
+        Some(limit) => http.with_field_size_limit(limit),
+        None => http,
+    }
+}
+
 fn run(mut args: RunArgs) -> Result<u8> {
     let config = options::engine_config(&mut args.guest.common, None)?;
     init_logging(&args.guest, || EnvFilter::from_env("WEIR_LOG"));
@@ -488,7 +498,7 @@ fn run(mut args: RunArgs) -> Result<u8> {
     let wasi = build_wasi(&args, policy.clone())?;
     let stats = wasi.network_stats();
     let writers = wasi.tcp_background_writers();
-    let http = weir_http::WasiHttpCtx::new(policy);
+    let http = http_ctx(&args.guest, policy);
     let mut store = new_store(&engine, &args.guest, wasi, http).map_err(anyhow::Error::from)?;
     let timeout = args.guest.common.wasm.timeout;
     if let Some(timeout) = timeout {

@@ -109,8 +109,7 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             let wasi = crate::wasi_builder(&guest, policy.clone())
                 .map_err(wasmtime::Error::from_anyhow)?
                 .build();
-            let http =
-                weir_http::WasiHttpCtx::new(policy.clone()).with_connection_pool(pool.clone());
+            let http = crate::http_ctx(&guest, policy.clone()).with_connection_pool(pool.clone());
             let mut store = crate::new_store(&engine, &guest, wasi, http)?;
             if epochs {
                 store.epoch_deadline_async_yield_and_update(1);

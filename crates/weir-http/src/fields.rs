@@ -119,6 +119,32 @@ impl FieldsResource {
     }
 }
 
+/// The bytes each entry counts for besides its name and value, so that empty values count
+/// too (about what the host keeps per entry).
+pub const ENTRY_OVERHEAD: usize = 32;
+
+fn entry_size(name: &str, value: &[u8]) -> usize {
+    name.len() + value.len() + ENTRY_OVERHEAD
+}
+
+fn entries_size<'a>(entries: impl IntoIterator<Item = &'a (String, Vec<u8>)>) -> usize {
+    entries
+        .into_iter()
+        .map(|(name, value)| entry_size(name, value))
+        .sum()
+}
+
+/// Traps when a guest's fields would hold `size` bytes, over `limit`.
+fn check_size(operation: &str, size: usize, limit: usize) -> wasmtime::Result<()> {
+    if size > limit {
+        wasmtime::bail!(
+            "wasi:http/types.fields.{operation}: the fields would hold {size} bytes, over the \
+             limit of {limit} (set by max-http-fields-size)"
+        );
+    }
+    Ok(())
+}
+
 fn check_entry(name: &str, value: Option<&[u8]>) -> Result<(), HeaderError> {
     if !valid_name(name) || value.is_some_and(|v| !valid_value(v)) {
         return Err(HeaderError::InvalidSyntax);
@@ -138,6 +164,11 @@ impl HostFields for WasiHttpCtxView<'_> {
         &mut self,
         entries: Vec<(FieldName, FieldValue)>,
     ) -> wasmtime::Result<Result<Resource<FieldsResource>, HeaderError>> {
+        check_size(
+            "from-list",
+            entries_size(&entries),
+            self.ctx.field_size_limit,
+        )?;
         match FieldsResource::checked(entries) {
             Ok(fields) => Ok(Ok(self.table.push(fields)?)),
             Err(error) => Ok(Err(error)),
@@ -164,6 +195,7 @@ impl HostFields for WasiHttpCtxView<'_> {
         name: FieldName,
         values: Vec<FieldValue>,
     ) -> wasmtime::Result<Result<(), HeaderError>> {
+        let limit = self.ctx.field_size_limit;
         let fields = self.table.get_mut(&fields)?;
         let checked = fields.require_mutable().and_then(|()| {
             check_entry(&name, None)?;
@@ -175,6 +207,12 @@ impl HostFields for WasiHttpCtxView<'_> {
         if let Err(error) = checked {
             return Ok(Err(error));
         }
+        let kept = fields
+            .entries
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        let added: usize = values.iter().map(|value| entry_size(&name, value)).sum();
+        check_size("set", entries_size(kept) + added, limit)?;
         fields.remove(&name);
         fields
             .entries
@@ -204,6 +242,7 @@ impl HostFields for WasiHttpCtxView<'_> {
         name: FieldName,
         value: FieldValue,
     ) -> wasmtime::Result<Result<(), HeaderError>> {
+        let limit = self.ctx.field_size_limit;
         let fields = self.table.get_mut(&fields)?;
         if let Err(error) = fields
             .require_mutable()
@@ -211,6 +250,11 @@ impl HostFields for WasiHttpCtxView<'_> {
         {
             return Ok(Err(error));
         }
+        check_size(
+            "append",
+            entries_size(&fields.entries) + entry_size(&name, &value),
+            limit,
+        )?;
         fields.entries.push((name, value));
         Ok(Ok(()))
     }
@@ -271,5 +315,78 @@ mod tests {
                 "{name:?} {value:?}: {result:?}"
             );
         }
+    }
+
+    /// A view over a fresh context whose fields may hold at most `limit` bytes.
+    fn with_limit<R>(limit: usize, f: impl FnOnce(&mut WasiHttpCtxView<'_>) -> R) -> R {
+        let mut ctx = crate::WasiHttpCtx::default().with_field_size_limit(limit);
+        let mut table = wasmtime::component::ResourceTable::new();
+        f(&mut WasiHttpCtxView {
+            ctx: &mut ctx,
+            table: &mut table,
+        })
+    }
+
+    fn entry(name: &str, value_len: usize) -> (String, Vec<u8>) {
+        (name.to_string(), vec![b'v'; value_len])
+    }
+
+    #[test]
+    fn guest_built_fields_are_bounded_by_the_field_size_limit() {
+        // One entry of name 1 + value 67 + overhead 32 = 100 bytes.
+        let one = || entry("x", 67);
+        assert_eq!(entry_size(&one().0, &one().1), 100);
+
+        // from-list: exactly the limit fits; one byte more traps, naming the limit.
+        with_limit(300, |view| {
+            assert!(view.from_list(vec![one(), one(), one()]).unwrap().is_ok());
+            let error = view
+                .from_list(vec![one(), one(), entry("x", 68)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("fields.from-list") && error.contains("301 bytes"),
+                "{error}"
+            );
+            assert!(error.contains("limit of 300"), "{error}");
+        });
+
+        // append adds to what is there.
+        with_limit(300, |view| {
+            let fields = view.new().unwrap();
+            for _ in 0..3 {
+                let rep = Resource::new_borrow(fields.rep());
+                assert!(
+                    view.append(rep, "x".into(), vec![b'v'; 67])
+                        .unwrap()
+                        .is_ok()
+                );
+            }
+            let rep = Resource::new_borrow(fields.rep());
+            let error = view.append(rep, "y".into(), Vec::new()).unwrap_err();
+            assert!(error.to_string().contains("fields.append"), "{error}");
+        });
+
+        // set replaces the entries of its name, so only the result counts.
+        with_limit(300, |view| {
+            let fields = view.from_list(vec![one(), one()]).unwrap().unwrap();
+            let borrow = || Resource::<FieldsResource>::new_borrow(fields.rep());
+            let three = vec![vec![b'v'; 67]; 3];
+            assert!(
+                view.set(borrow(), "x".into(), three.clone())
+                    .unwrap()
+                    .is_ok()
+            );
+            let mut four = three;
+            four.push(Vec::new());
+            let error = view.set(borrow(), "x".into(), four).unwrap_err();
+            assert!(error.to_string().contains("fields.set"), "{error}");
+        });
+
+        // The default is wasmtime's 128 KiB.
+        with_limit(crate::DEFAULT_FIELD_SIZE_LIMIT, |view| {
+            let big = entry("x", 128 * 1024);
+            assert!(view.from_list(vec![big]).is_err());
+        });
     }
 }

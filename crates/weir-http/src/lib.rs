@@ -65,7 +65,13 @@ pub struct WasiHttpCtx {
     pub(crate) sender: Option<std::sync::Arc<dyn RequestSender>>,
     /// Connections kept for later requests.
     pub(crate) pool: std::sync::Arc<ConnectionPool>,
+    /// The most bytes one `fields` the guest builds may hold (see
+    /// [`WasiHttpCtx::with_field_size_limit`]).
+    pub(crate) field_size_limit: usize,
 }
+
+/// The default of [`WasiHttpCtx::with_field_size_limit`]: 128 KiB, as in wasmtime.
+pub const DEFAULT_FIELD_SIZE_LIMIT: usize = 128 * 1024;
 
 impl WasiHttpCtx {
     /// A context whose outgoing requests follow the `http-request` rules of `policy`
@@ -77,7 +83,17 @@ impl WasiHttpCtx {
             tls: default_tls_config(),
             sender: None,
             pool: ConnectionPool::new(),
+            field_size_limit: DEFAULT_FIELD_SIZE_LIMIT,
         }
+    }
+
+    /// Bounds the host memory one `fields` resource built by the guest may hold: its names
+    /// and values plus [`fields::ENTRY_OVERHEAD`] bytes per entry. A `from-list`, `set` or
+    /// `append` that would go past `limit` traps (WASI 0.2's `header-error` has no case for
+    /// it), with a message naming the limit. Default [`DEFAULT_FIELD_SIZE_LIMIT`].
+    pub fn with_field_size_limit(mut self, limit: usize) -> Self {
+        self.field_size_limit = limit;
+        self
     }
 
     /// Reuses connections from `pool`, which other contexts may share (see
