@@ -50,10 +50,21 @@ pub struct ServeArgs {
     component: PathBuf,
 }
 
+/// `weir serve`'s default for `-O pooling-decommit-batch-size`.
+const SERVE_DECOMMIT_BATCH_SIZE: usize = 32;
+
 /// Runs the server until SIGINT or SIGTERM, then lets the requests in flight finish.
 pub fn serve(mut args: ServeArgs) -> Result<()> {
     // Instances must not share the server's stdin; stdout and stderr are inherited.
     args.guest.common.wasi.inherit_stdin.get_or_insert(false);
+    // Returning an instance's memory to the pool costs an madvise, whose TLB shootdown
+    // interrupts every core running the server; batching them cut the server's CPU per
+    // request by about a third under load (docs/benchmarks.md). wasmtime's default is 1.
+    args.guest
+        .common
+        .opts
+        .pooling_decommit_batch_size
+        .get_or_insert(SERVE_DECOMMIT_BATCH_SIZE);
     let mut config = options::engine_config(&mut args.guest.common, Some(true))?;
     let request_timeout = args.guest.common.wasm.timeout.or_else(|| {
         (args.request_timeout > 0.0).then(|| Duration::from_secs_f64(args.request_timeout))
