@@ -387,6 +387,12 @@ fn compile(mut args: CompileArgs) -> Result<()> {
     std::fs::write(&output, code).with_context(|| format!("cannot write `{}`", output.display()))
 }
 
+/// `-S p3` (default on, as in wasmtime 48): WASI 0.3 interfaces are linked and a 0.3
+/// command (`wasi:cli/run@0.3.x` export) is run as one.
+fn wasi_0_3_enabled(guest: &GuestArgs) -> bool {
+    guest.common.wasi.p3.unwrap_or(true)
+}
+
 fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
     let trap_unknown = args.guest.common.wasm.unknown_imports_trap == Some(true);
     let default_unknown = args.guest.common.wasm.unknown_imports_default == Some(true);
@@ -421,9 +427,17 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
              applies to core modules"
         );
     }
-    refuse_wasi_0_3(engine, &component)?;
+    let p3 = wasi_0_3_enabled(&args.guest);
+    refuse_unprovided_wasi_0_3(
+        engine,
+        &component,
+        (!p3).then_some("`-S p3=n` turned WASI 0.3 off"),
+    )?;
     let mut linker = Linker::<Host>::new(engine);
     weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    if p3 {
+        weir::p3::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    }
     if args.guest.common.wasi.http == Some(true) {
         weir_http::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     }
@@ -459,23 +473,60 @@ fn check_module_imports(module: &wasmtime::Module, trap_unknown: bool) -> Result
     Ok(())
 }
 
-/// Refuses, with a clear message, a component that needs WASI 0.3 (not provided yet), instead
-/// of the linker's error about the first missing import.
-pub(crate) fn refuse_wasi_0_3(engine: &Engine, component: &Component) -> Result<()> {
-    let needs_0_3: Vec<String> = component
+/// The WASI 0.3 interfaces weir provides (`weir::p3`), by name without the version.
+const PROVIDED_WASI_0_3: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:cli/types",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/system-clock",
+    "wasi:clocks/types",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+];
+
+/// Refuses, with a clear message, a component that imports WASI 0.3 interfaces weir does
+/// not provide, instead of the linker's error about the first missing import. With
+/// `off: Some(why)`, every 0.3 import is refused, for that reason.
+pub(crate) fn refuse_unprovided_wasi_0_3(
+    engine: &Engine,
+    component: &Component,
+    off: Option<&str>,
+) -> Result<()> {
+    let p3 = off.is_none();
+    let missing: Vec<String> = component
         .component_type()
         .imports(engine)
         .map(|(name, _)| name.to_string())
         .filter(|name| name.starts_with("wasi:") && name.contains("@0.3."))
+        .filter(|name| {
+            let unversioned = name.split('@').next().unwrap_or(name);
+            !p3 || !PROVIDED_WASI_0_3.contains(&unversioned)
+        })
         .collect();
-    if !needs_0_3.is_empty() {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if let Some(why) = off {
         anyhow::bail!(
-            "this component imports WASI 0.3 interfaces ({}): WASI 0.3 is not supported by \
-             weir yet (see the README's status table)",
-            needs_0_3.join(", ")
+            "this component imports WASI 0.3 interfaces ({}): {why}",
+            missing.join(", ")
         );
     }
-    Ok(())
+    anyhow::bail!(
+        "this component imports WASI 0.3 interfaces weir does not provide yet ({}); weir's \
+         WASI 0.3 has wasi:cli, wasi:clocks and wasi:random (see the README's status table)",
+        missing.join(", ")
+    );
 }
 
 /// The instance's `wasi:http` context: the policy's `http-request` rules, and
@@ -530,6 +581,11 @@ fn run(mut args: RunArgs) -> Result<u8> {
     let result = runtime.block_on(async {
         let run = async {
             match (&program, &args.invoke) {
+                (Program::Component(component, linker), None)
+                    if wasi_0_3_enabled(&args.guest) && weir::p3::is_command(component) =>
+                {
+                    weir::p3::run_async(&mut store, linker, component).await
+                }
                 (Program::Component(component, linker), None) => {
                     weir::command::run_async(&mut store, linker, component).await
                 }

@@ -89,7 +89,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
                 args.component.display()
             ),
         };
-    crate::refuse_wasi_0_3(&engine, &component)?;
+    crate::refuse_unprovided_wasi_0_3(
+        &engine,
+        &component,
+        Some("`weir serve` does not serve WASI 0.3 components yet (see the README's status table)"),
+    )?;
     let mut linker = Linker::<Host>::new(&engine);
     weir_http::add_proxy_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     let instance_pre = linker

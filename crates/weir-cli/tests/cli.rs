@@ -442,20 +442,10 @@ fn stdin_is_spliced_to_stdout() {
     let guest = guest_file(tmp.path(), "streams_probe");
     let input: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     for probe in ["splice", "blocking-splice", "cat"] {
-        let mut child = weir()
-            .arg("run")
-            .arg(&guest)
-            .arg(probe)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let feed = input.clone();
-        let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
+        let out = weir_test_guests::output_with_stdin(
+            weir().arg("run").arg(&guest).arg(probe),
+            input.clone(),
+        );
         assert!(out.status.success(), "{probe}: {}", text(&out.stderr));
         assert!(out.stdout == input, "{probe}: output differs");
     }
@@ -465,20 +455,10 @@ fn stdin_is_spliced_to_stdout() {
 fn a_reader_that_goes_away_is_closed_for_the_guest() {
     let tmp = tempfile::tempdir().unwrap();
     let guest = guest_file(tmp.path(), "stdout_flood");
-    let mut child = weir()
-        .arg("run")
-        .arg(&guest)
-        .arg((1u64 << 34).to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = vec![0u8; 1 << 16];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
-    let out = child.wait_with_output().unwrap();
+    let (first, out) = weir_test_guests::output_after_reading(
+        weir().arg("run").arg(&guest).arg((1u64 << 34).to_string()),
+        1 << 16,
+    );
     // The flood guest reports the `closed` it saw and exits 1.
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
@@ -1672,21 +1652,4 @@ fn host_stdout_written_from_guest_memory_keeps_the_permit_contract() {
         text(&out.stderr)
     );
     assert_eq!(std::fs::read(&out_path).unwrap(), vec![b'A'; 4096]);
-}
-
-#[test]
-fn a_wasi_0_3_command_is_refused_with_the_interfaces_it_imports() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p3-hello.wasm");
-    std::fs::write(&path, &*weir_test_guests::p3_guest("hello").unwrap()).unwrap();
-    let out = run(weir().arg("run").arg(&path));
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("this component imports WASI 0.3 interfaces (")
-            && stderr.contains("wasi:cli/stdout@0.3.0")
-            && stderr.contains("WASI 0.3 is not supported by weir yet"),
-        "{stderr}"
-    );
-    assert!(text(&out.stdout).is_empty());
 }

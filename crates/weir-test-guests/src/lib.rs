@@ -196,3 +196,50 @@ pub fn wat_guest_with(extra_packages: &[&str], world: &str, wat: &str) -> Result
 pub fn wat_guest(world: &str, wat: &str) -> Result<Vec<u8>> {
     wat_guest_with(&[], world, wat)
 }
+
+/// Runs `command` with `input` written to its stdin from another thread (so a child that
+/// writes as it reads cannot deadlock on a full pipe) and stdout/stderr collected.
+pub fn output_with_stdin(
+    command: &mut std::process::Command,
+    input: Vec<u8>,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let writer = std::thread::spawn(move || {
+        // A child that exits early closes its stdin; what it read is what the test checks.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("the command runs");
+    writer.join().expect("the stdin writer");
+    out
+}
+
+/// Runs `command` (stdin empty), reads the first `len` bytes of its stdout, then closes
+/// stdout (the reader goes away) and waits; returns those bytes and the rest of the output.
+pub fn output_after_reading(
+    command: &mut std::process::Command,
+    len: usize,
+) -> (Vec<u8>, std::process::Output) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut first = vec![0u8; len];
+    stdout
+        .read_exact(&mut first)
+        .expect("the first bytes of stdout");
+    drop(stdout);
+    (first, child.wait_with_output().expect("the command runs"))
+}

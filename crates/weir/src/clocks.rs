@@ -9,14 +9,14 @@ use crate::bindings::wasi::clocks::{monotonic_clock, wall_clock};
 use crate::io::{Pollable, PollableResource, subscribe_owned};
 
 /// Nanoseconds of the OS monotonic clock (`CLOCK_MONOTONIC`).
-fn monotonic_now() -> u64 {
+pub(crate) fn monotonic_now() -> u64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (now.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(now.tv_nsec as u64)
 }
 
-fn resolution_ns(clock: rustix::time::ClockId) -> u64 {
+pub(crate) fn resolution_ns(clock: rustix::time::ClockId) -> u64 {
     // `clock_getres` always succeeds for the clocks used here; 1 ns is its typical answer.
     let res = rustix::time::clock_getres(clock);
     ((res.tv_sec as u64).saturating_mul(1_000_000_000) + res.tv_nsec as u64).max(1)
@@ -25,6 +25,26 @@ fn resolution_ns(clock: rustix::time::ClockId) -> u64 {
 /// A pollable that becomes ready at a monotonic-clock deadline (in nanoseconds).
 pub struct Deadline {
     at_ns: u64,
+}
+
+impl Deadline {
+    /// Ready when the monotonic clock reaches `at_ns`.
+    pub(crate) fn at(at_ns: u64) -> Self {
+        Deadline { at_ns }
+    }
+    /// Ready `wait` from now.
+    pub(crate) fn after(wait: Duration) -> Self {
+        let wait = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        Deadline::at(monotonic_now().saturating_add(wait))
+    }
+}
+
+/// The system clock as seconds and nanoseconds since 1970 (0 before it).
+pub(crate) fn system_now() -> (u64, u32) {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    (since_epoch.as_secs(), since_epoch.subsec_nanos())
 }
 
 #[async_trait::async_trait]
@@ -68,12 +88,10 @@ impl monotonic_clock::Host for WasiCtxView<'_> {
 impl wall_clock::Host for WasiCtxView<'_> {
     fn now(&mut self) -> wasmtime::Result<wall_clock::Datetime> {
         // Before 1970 is not representable in `datetime`; report the epoch then.
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
+        let (seconds, nanoseconds) = system_now();
         Ok(wall_clock::Datetime {
-            seconds: since_epoch.as_secs(),
-            nanoseconds: since_epoch.subsec_nanos(),
+            seconds,
+            nanoseconds,
         })
     }
     fn resolution(&mut self) -> wasmtime::Result<wall_clock::Datetime> {

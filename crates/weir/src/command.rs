@@ -57,7 +57,7 @@ fn run_func<T>(
     instance.get_typed_func::<(), (Result<(), ()>,)>(store, index)
 }
 
-fn outcome(result: wasmtime::Result<(Result<(), ()>,)>) -> wasmtime::Result<Outcome> {
+pub(crate) fn outcome(result: wasmtime::Result<(Result<(), ()>,)>) -> wasmtime::Result<Outcome> {
     match result {
         Ok((Ok(()),)) => Ok(Outcome::Success),
         Ok((Err(()),)) => Ok(Outcome::Failure),

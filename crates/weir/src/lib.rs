@@ -39,6 +39,7 @@ pub mod filesystem;
 pub mod io;
 mod linker;
 pub mod p1;
+pub mod p3;
 pub mod program;
 pub mod random;
 pub mod sockets;

@@ -12,7 +12,7 @@ impl HasData for HasWasi {
     type Data<'a> = WasiCtxView<'a>;
 }
 
-fn view<T: WasiView>(data: &mut T) -> WasiCtxView<'_> {
+pub(crate) fn view<T: WasiView>(data: &mut T) -> WasiCtxView<'_> {
     data.wasi()
 }
 

@@ -9,7 +9,7 @@ use crate::bindings::wasi::random::{insecure, insecure_seed, random};
 /// [`WasiCtxBuilder::max_random_size`](crate::WasiCtxBuilder::max_random_size).
 pub const DEFAULT_MAX_RANDOM_BYTES: u64 = 64 << 20;
 
-fn fill(
+pub(crate) fn fill(
     rng: &mut (dyn rand::RngCore + Send),
     len: u64,
     max: u64,
