@@ -156,3 +156,16 @@ fn random_reads_are_short_above_the_limit_and_clock_waits_can_be_cancelled() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_readme_wasi_0_3_example_prints_its_greeting() {
+    let example = weir_test_guests::workspace_root().join("examples/p3-hello.wasm");
+    let out = weir()
+        .arg("run")
+        .arg(example)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello from a WASI 0.3 component\n");
+}

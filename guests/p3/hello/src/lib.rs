@@ -1,6 +1,5 @@
 //! A WASI 0.3 command: writes a greeting through `wasi:cli/stdout@0.3.0`'s
-//! `write-via-stream`. `wasmtime run` 48 runs it; Weir refuses it with a clear error until
-//! WASI 0.3 lands (issue 12).
+//! `write-via-stream` (`examples/p3-hello.wasm`; `weir run` and `wasmtime run` 48 run it).
 
 struct Hello;
 
