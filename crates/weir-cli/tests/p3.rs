@@ -169,3 +169,12 @@ fn the_readme_wasi_0_3_example_prints_its_greeting() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello from a WASI 0.3 component\n");
 }
+
+#[test]
+fn bytes_taken_before_the_guest_drops_its_stream_and_future_are_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let out = run_probe(&probe, &[], &["drop-halfway"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "written before the drop\n");
+}

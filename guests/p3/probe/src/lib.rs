@@ -9,6 +9,8 @@
 //! - `sleep MS`: `wait-for(MS)`, then prints how long it took.
 //! - `cancel-sleep`: races `wait-for(10 s)` against `wait-for(20 ms)`, drops (cancels) the
 //!   long one, prints how long it took.
+//! - `drop-halfway`: writes to a stdout stream, then drops the writer and the result future
+//!   without waiting for either, and returns.
 //! - `flood N`: writes N bytes (the flood pattern, `i % 251`) to stdout, then prints the
 //!   future's result to stderr.
 
@@ -126,6 +128,14 @@ impl wasip3::exports::cli::run::Guest for Probe {
                 drop(long);
                 let took = (monotonic_clock::now() - start) / 1_000_000;
                 say(format!("short won: {short_won} after {took} ms\n")).await
+            }
+            "drop-halfway" => {
+                let (mut writer, reader) = wit_stream::new();
+                let done = stdout::write_via_stream(reader);
+                let unwritten = writer.write_all(b"written before the drop\n".to_vec()).await;
+                drop(done);
+                drop(writer);
+                if unwritten.is_empty() { Ok(()) } else { Err(()) }
             }
             "flood" => {
                 let n = arg(&args, 2) as usize;
