@@ -492,6 +492,8 @@ const PROVIDED_WASI_0_3: &[&str] = &[
     "wasi:random/random",
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
+    "wasi:sockets/types",
+    "wasi:sockets/ip-name-lookup",
 ];
 
 /// Refuses, with a clear message, a component that imports WASI 0.3 interfaces weir does
@@ -524,7 +526,8 @@ pub(crate) fn refuse_unprovided_wasi_0_3(
     }
     anyhow::bail!(
         "this component imports WASI 0.3 interfaces weir does not provide yet ({}); weir's \
-         WASI 0.3 has wasi:cli, wasi:clocks and wasi:random (see the README's status table)",
+         WASI 0.3 has wasi:cli, wasi:clocks, wasi:random and wasi:sockets (UDP, name lookup) \
+         (see the README's status table)",
         missing.join(", ")
     );
 }

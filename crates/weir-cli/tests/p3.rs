@@ -178,3 +178,88 @@ fn bytes_taken_before_the_guest_drops_its_stream_and_future_are_still_written() 
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "written before the drop\n");
 }
+
+#[test]
+fn udp_over_wasi_0_3_follows_the_wit_and_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+
+    let out = run_probe(&probe, &["-S", "inherit-network"], &["udp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = "\
+local before bind: Err(ErrorCode::InvalidState)
+receive before bind: Err(ErrorCode::InvalidState)
+bind a: Ok(())
+bind a again: Err(ErrorCode::InvalidState)
+bind b to ipv6: Err(ErrorCode::InvalidArgument)
+bind b: Ok(())
+a port is set: true
+send a->b: Ok(())
+b received: \"hello\" from a: true
+remote before connect: Err(ErrorCode::InvalidState)
+disconnect before connect: Err(ErrorCode::InvalidState)
+send without address: Err(ErrorCode::InvalidArgument)
+send to port 0: Err(ErrorCode::InvalidArgument)
+send to 0.0.0.0: Err(ErrorCode::InvalidArgument)
+send 70000 bytes: Err(ErrorCode::DatagramTooLarge)
+connect b to a: Ok(())
+remote is a: true
+send connected: Ok(())
+send connected elsewhere: Err(ErrorCode::InvalidArgument)
+a received: \"reply\" from b: true
+disconnect: Ok(())
+send unbound: Ok(())
+c bound by send: true
+a received: \"implicit\"
+64 concurrent sends ok: true
+64 received: true
+";
+    assert_eq!(text(&out.stdout), expected);
+
+    // Deny by default: binds, implicit ones included, are access-denied.
+    let out = run_probe(&probe, &[], &["udp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "bind a: Err(ErrorCode::AccessDenied)",
+        "bind b: Err(ErrorCode::AccessDenied)",
+        "send unbound: Err(ErrorCode::AccessDenied)",
+        "connect unbound: Err(ErrorCode::AccessDenied)",
+    ] {
+        assert!(stdout.contains(line), "{line} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn name_lookup_and_tcp_over_wasi_0_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let lookup =
+        |flags: &[&str], name: &str| text(&run_probe(&probe, flags, &["lookup", name]).stdout);
+    assert_eq!(
+        lookup(&["-S", "allow-ip-name-lookup"], "localhost"),
+        "Ok([IpAddress::Ipv4((127, 0, 0, 1))])\n"
+    );
+    assert_eq!(
+        lookup(&["-S", "allow-ip-name-lookup"], "[::1]"),
+        "Ok([IpAddress::Ipv6((0, 0, 0, 0, 0, 0, 0, 1))])\n"
+    );
+    assert_eq!(
+        lookup(&["-S", "allow-ip-name-lookup"], "bad name"),
+        "Err(ErrorCode::InvalidArgument)\n"
+    );
+    // Name lookup off (no rule): as in 0.2, permanent-resolver-failure.
+    assert_eq!(
+        lookup(&[], "localhost"),
+        "Err(ErrorCode::PermanentResolverFailure)\n"
+    );
+    // A rule for other names: access-denied.
+    assert_eq!(
+        lookup(&["--allow", "ip-name-lookup=*.example.com"], "localhost"),
+        "Err(ErrorCode::AccessDenied)\n"
+    );
+
+    // WASI 0.3 TCP is not provided yet: `create` says so.
+    let out = run_probe(&probe, &["-S", "inherit-network"], &["tcp"]);
+    assert_eq!(text(&out.stdout), "Err(ErrorCode::NotSupported)\n");
+}

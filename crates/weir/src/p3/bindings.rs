@@ -12,11 +12,16 @@ wasmtime::component::bindgen!({
         "wasi:cli/stdin": store | trappable,
         "wasi:cli/stdout": store | trappable,
         "wasi:cli/stderr": store | trappable,
+        "wasi:sockets/types.[method]tcp-socket.listen": store | trappable,
+        "wasi:sockets/types.[method]tcp-socket.send": store | trappable,
+        "wasi:sockets/types.[method]tcp-socket.receive": store | trappable,
         default: trappable,
     },
     exports: { default: async | store },
     with: {
         "wasi:cli/terminal-input.terminal-input": crate::cli::TerminalInput,
         "wasi:cli/terminal-output.terminal-output": crate::cli::TerminalOutput,
+        "wasi:sockets/types.udp-socket": crate::p3::sockets::UdpSocket,
+        "wasi:sockets/types.tcp-socket": crate::p3::sockets::TcpSocket,
     },
 });

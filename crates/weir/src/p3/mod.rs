@@ -7,13 +7,15 @@
 //!
 //! Provided so far: `wasi:cli` (environment, exit, run, stdin/stdout/stderr, terminal-*),
 //! `wasi:clocks` (monotonic-clock, system-clock, types; `timezone` is `@unstable` and not
-//! linked), `wasi:random`. Not yet: `wasi:filesystem` and `wasi:sockets` 0.3; a component
-//! importing them is refused at link time, naming them.
+//! linked), `wasi:random`, `wasi:sockets` (UDP and name lookup; TCP's `create` returns
+//! `not-supported`). Not yet: `wasi:filesystem` 0.3 (`weir run` refuses a component
+//! importing it, naming it).
 
 pub mod bindings;
 mod cli;
 mod clocks;
 mod random;
+pub mod sockets;
 
 use wasmtime::component::Linker;
 
@@ -43,6 +45,8 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
     random::random::add_to_linker::<T, HasWasi>(linker, get)?;
     random::insecure::add_to_linker::<T, HasWasi>(linker, get)?;
     random::insecure_seed::add_to_linker::<T, HasWasi>(linker, get)?;
+    bindings::wasi::sockets::types::add_to_linker::<T, HasWasi>(linker, get)?;
+    bindings::wasi::sockets::ip_name_lookup::add_to_linker::<T, HasWasi>(linker, get)?;
     Ok(())
 }
 

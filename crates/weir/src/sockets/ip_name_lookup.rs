@@ -61,7 +61,7 @@ impl ResolveAddressStream {
         self.state = Self::finished(lookup);
     }
 
-    fn next_address(&mut self) -> SocketResult<Option<IpAddress>> {
+    pub(crate) fn next_address(&mut self) -> SocketResult<Option<IpAddress>> {
         if let Resolution::Pending(handle) = &mut self.state {
             let mut cx = Context::from_waker(Waker::noop());
             match Pin::new(handle).poll(&mut cx) {
@@ -157,20 +157,32 @@ impl ip_name_lookup::Host for WasiCtxView<'_> {
         name: String,
     ) -> SocketResult<Resource<ResolveAddressStream>> {
         let policy = self.table.get(&network)?.policy.clone();
+        let stream = start_lookup(&self.ctx.sockets, &policy, name)?;
+        Ok(self.table.push(stream)?)
+    }
+}
+
+/// Starts resolving `name` under `policy` (the checks, the literal shortcut and the bounded
+/// resolver pool that 0.2's `resolve-addresses` and 0.3's share).
+pub(crate) fn start_lookup(
+    sockets: &super::SocketsCtx,
+    policy: &Arc<crate::sockets::NetworkPolicy>,
+    name: String,
+) -> SocketResult<ResolveAddressStream> {
+    {
         let state = if !policy.may_allow(NetworkUse::IpNameLookup) {
             // Name lookup is not enabled at all (no rule could allow one): the interface is
             // off, for IP literals too. As in wasmtime, that is reported as
             // `permanent-resolver-failure` by `resolve-next-address`; `access-denied` is for
             // a name that rules exist for but do not allow.
             tracing::warn!(target: "weir::policy", %name, r#use = %NetworkUse::IpNameLookup, "name lookup is not enabled (no ip-name-lookup allow rule)");
-            NetworkStats::add(&self.ctx.sockets.stats.denied, 1);
+            NetworkStats::add(&sockets.stats.denied, 1);
             ResolveAddressStream::finished(Err(ErrorCode::PermanentResolverFailure))
         } else if let Some(address) = ip_literal(&name) {
             ResolveAddressStream::finished(Ok(vec![address]))
         } else {
             let name = ascii_host_name(&name).ok_or(ErrorCode::InvalidArgument)?;
-            let sockets = &self.ctx.sockets;
-            enforce_name(&policy, &sockets.stats, &name)?;
+            enforce_name(policy, &sockets.stats, &name)?;
             NetworkStats::add(&sockets.stats.name_lookups, 1);
             let slots = sockets
                 .lookup_slots
@@ -195,7 +207,7 @@ impl ip_name_lookup::Host for WasiCtxView<'_> {
             });
             Resolution::Pending(lookup)
         };
-        Ok(self.table.push(ResolveAddressStream { state })?)
+        Ok(ResolveAddressStream { state })
     }
 }
 

@@ -50,19 +50,19 @@ pub(crate) struct UdpShared {
     /// Registered with the reactor for readability only: write readiness is asked for only
     /// while a guest waits for a permit, because every send would otherwise wake the reactor
     /// (the kernel signals "writable" as each datagram leaves the send queue).
-    socket: AsyncFd<std::net::UdpSocket>,
-    family: IpAddressFamily,
+    pub(crate) socket: AsyncFd<std::net::UdpSocket>,
+    pub(crate) family: IpAddressFamily,
     quinn: UdpSocketState,
     /// Bumped by each `stream` call: streams from earlier calls stop working.
     generation: AtomicU64,
     /// `SO_SNDBUF`, cached: it only changes through `set-send-buffer-size`.
     send_buffer_bytes: AtomicUsize,
-    stats: Arc<NetworkStats>,
+    pub(crate) stats: Arc<NetworkStats>,
     _slot: SocketSlot,
 }
 
 impl UdpShared {
-    fn max_payload(&self) -> usize {
+    pub(crate) fn max_payload(&self) -> usize {
         if is_ipv4(self.family) {
             MAX_PAYLOAD_V4
         } else {
@@ -71,7 +71,7 @@ impl UdpShared {
     }
 
     /// Sends `contents` (one datagram, or equal-size segments with GSO) to `destination`.
-    fn transmit(
+    pub(crate) fn transmit(
         &self,
         destination: SocketAddr,
         contents: &[u8],
@@ -90,7 +90,7 @@ impl UdpShared {
 
     /// Waits until the socket grants a send permit, registering for write readiness only
     /// for the duration of the wait.
-    async fn wait_for_send_permit(&self, size_estimate: usize) {
+    pub(crate) async fn wait_for_send_permit(&self, size_estimate: usize) {
         if !matches!(self.send_permit(size_estimate), Ok(0)) {
             return;
         }
@@ -121,7 +121,7 @@ impl UdpShared {
         Ok(permit_for(capacity, queued, size_estimate))
     }
 
-    fn refresh_send_buffer_bytes(&self) -> std::io::Result<()> {
+    pub(crate) fn refresh_send_buffer_bytes(&self) -> std::io::Result<()> {
         let bytes = socket2::SockRef::from(self.socket.get_ref()).send_buffer_size()?;
         self.send_buffer_bytes.store(bytes, Ordering::Relaxed);
         Ok(())
@@ -129,7 +129,7 @@ impl UdpShared {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum UdpState {
+pub(crate) enum UdpState {
     Unbound,
     BindStarted,
     Bound,
@@ -138,16 +138,16 @@ enum UdpState {
 
 /// The guest's `udp-socket` resource.
 pub struct UdpSocket {
-    shared: Arc<UdpShared>,
-    state: UdpState,
+    pub(crate) shared: Arc<UdpShared>,
+    pub(crate) state: UdpState,
     /// The policy of the network the socket was bound on.
-    policy: Option<Arc<NetworkPolicy>>,
+    pub(crate) policy: Option<Arc<NetworkPolicy>>,
     /// The address given to `start-bind`, with the port the kernel picked.
     bound_address: Option<SocketAddr>,
 }
 
 impl UdpSocket {
-    fn new(
+    pub(crate) fn new(
         family: IpAddressFamily,
         stats: Arc<NetworkStats>,
         slot: SocketSlot,
@@ -186,6 +186,70 @@ impl UdpSocket {
             state: UdpState::Unbound,
             policy: None,
             bound_address: None,
+        })
+    }
+
+    /// Binds the socket (unbound, as the caller checked) to `address` under `policy`, which
+    /// the socket keeps for its later sends and receives. The state is the caller's to set.
+    pub(crate) fn bind_to(
+        &mut self,
+        policy: Arc<NetworkPolicy>,
+        stats: &NetworkStats,
+        address: SocketAddr,
+    ) -> SocketResult<()> {
+        check_family(self.shared.family, &address)?;
+        enforce(&policy, stats, NetworkUse::UdpBind, address)?;
+        socket2::SockRef::from(self.shared.socket.get_ref()).bind(&address.into())?;
+        let port = self.shared.socket.get_ref().local_addr()?.port();
+        self.bound_address = Some(SocketAddr::new(address.ip(), port));
+        self.policy = Some(policy);
+        Ok(())
+    }
+
+    /// Connects a bound socket to `remote`, or disconnects it (`None`), after the checks
+    /// `stream` and 0.3's `connect` share; returns the new stream generation.
+    pub(crate) fn reassociate(&mut self, remote: Option<SocketAddr>) -> SocketResult<u64> {
+        let policy = self.policy()?.clone();
+        if let Some(remote) = &remote {
+            check_remote(self.shared.family, remote)?;
+            enforce(&policy, &self.shared.stats, NetworkUse::UdpSend, *remote)?;
+        }
+        if let UdpState::Connected(_) = self.state {
+            crate::sys::disconnect(self.shared.socket.get_ref())?;
+            self.state = UdpState::Bound;
+            // Linux releases an implicitly chosen port on disconnect; WASI keeps the socket
+            // bound, so bind it to the same address again.
+            if let Some(bound) = self.bound_address
+                && self.shared.socket.get_ref().local_addr()?.port() == 0
+            {
+                socket2::SockRef::from(self.shared.socket.get_ref()).bind(&bound.into())?;
+            }
+        }
+        if let Some(remote) = remote {
+            socket2::SockRef::from(self.shared.socket.get_ref()).connect(&remote.into())?;
+            self.state = UdpState::Connected(remote);
+        }
+        Ok(self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// The current stream generation (bumped by each association change).
+    pub(crate) fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// A receiver of the datagrams of the current association (generation `generation`).
+    pub(crate) fn incoming(&self, generation: u64) -> SocketResult<IncomingDatagramStream> {
+        let remote = match self.state {
+            UdpState::Connected(remote) => Some(remote),
+            _ => None,
+        };
+        Ok(IncomingDatagramStream {
+            shared: self.shared.clone(),
+            generation,
+            remote,
+            policy: self.policy()?.clone(),
+            pending: VecDeque::new(),
+            buffers: Vec::new(),
         })
     }
 
@@ -261,7 +325,7 @@ impl Pollable for OutgoingDatagramStream {
 }
 
 impl IncomingDatagramStream {
-    fn receive(&mut self, max_results: u64) -> SocketResult<Vec<IncomingDatagram>> {
+    pub(crate) fn receive(&mut self, max_results: u64) -> SocketResult<Vec<IncomingDatagram>> {
         require_current(&self.shared, self.generation)?;
         let max = usize::try_from(max_results).unwrap_or(usize::MAX).min(1024);
         let mut results = Vec::new();
@@ -593,13 +657,7 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
             UdpState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
             UdpState::Bound | UdpState::Connected(_) => return Err(ErrorCode::InvalidState.into()),
         }
-        let address = to_socket_addr(local_address);
-        check_family(udp.shared.family, &address)?;
-        enforce(&policy, &stats, NetworkUse::UdpBind, address)?;
-        socket2::SockRef::from(udp.shared.socket.get_ref()).bind(&address.into())?;
-        let port = udp.shared.socket.get_ref().local_addr()?.port();
-        udp.bound_address = Some(SocketAddr::new(address.ip(), port));
-        udp.policy = Some(policy);
+        udp.bind_to(policy, &stats, to_socket_addr(local_address))?;
         udp.state = UdpState::BindStarted;
         Ok(())
     }
@@ -625,37 +683,11 @@ impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
         if !matches!(udp.state, UdpState::Bound | UdpState::Connected(_)) {
             return Err(ErrorCode::InvalidState.into());
         }
-        let policy = udp.policy()?.clone();
         let remote = remote_address.map(to_socket_addr);
-        if let Some(remote) = &remote {
-            check_remote(udp.shared.family, remote)?;
-            enforce(&policy, &udp.shared.stats, NetworkUse::UdpSend, *remote)?;
-        }
-        if let UdpState::Connected(_) = udp.state {
-            crate::sys::disconnect(udp.shared.socket.get_ref())?;
-            udp.state = UdpState::Bound;
-            // Linux releases an implicitly chosen port on disconnect; WASI keeps the socket
-            // bound, so bind it to the same address again.
-            if let Some(bound) = udp.bound_address
-                && udp.shared.socket.get_ref().local_addr()?.port() == 0
-            {
-                socket2::SockRef::from(udp.shared.socket.get_ref()).bind(&bound.into())?;
-            }
-        }
-        if let Some(remote) = remote {
-            socket2::SockRef::from(udp.shared.socket.get_ref()).connect(&remote.into())?;
-            udp.state = UdpState::Connected(remote);
-        }
-        let generation = udp.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let generation = udp.reassociate(remote)?;
+        let policy = udp.policy()?.clone();
+        let incoming = udp.incoming(generation)?;
         let shared = udp.shared.clone();
-        let incoming = IncomingDatagramStream {
-            shared: shared.clone(),
-            generation,
-            remote,
-            policy: policy.clone(),
-            pending: VecDeque::new(),
-            buffers: Vec::new(),
-        };
         let outgoing = OutgoingDatagramStream {
             shared,
             generation,

@@ -11,6 +11,9 @@
 //!   long one, prints how long it took.
 //! - `drop-halfway`: writes to a stdout stream, then drops the writer and the result future
 //!   without waiting for either, and returns.
+//! - `udp`: a UDP script over loopback (bind, send/receive both ways, connect, implicit
+//!   bind, 64 concurrent sends, each typical error of the WIT), one line per step.
+//! - `lookup NAME`: `resolve-addresses(NAME)`; `tcp`: `tcp-socket.create`.
 //! - `flood N`: writes N bytes (the flood pattern, `i % 251`) to stdout, then prints the
 //!   future's result to stderr.
 
@@ -23,7 +26,111 @@ use wasip3::random::{insecure, random};
 use wasip3::wit_stream;
 use wasip3::wit_bindgen::StreamResult;
 
+use wasip3::sockets::types::{
+    IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, TcpSocket, UdpSocket,
+};
+
 struct Probe;
+
+fn v4(address: (u8, u8, u8, u8), port: u16) -> IpSocketAddress {
+    IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address })
+}
+
+fn port_of(address: &IpSocketAddress) -> u16 {
+    match address {
+        IpSocketAddress::Ipv4(a) => a.port,
+        IpSocketAddress::Ipv6(a) => a.port,
+    }
+}
+
+/// Runs the UDP steps, returning one line per step (what the host answered).
+async fn udp_script() -> String {
+    let mut log = String::new();
+    let mut step = |name: &str, outcome: String| log += &format!("{name}: {outcome}\n");
+    let loopback = (127, 0, 0, 1);
+    let a = UdpSocket::create(IpAddressFamily::Ipv4).expect("create a");
+    let b = UdpSocket::create(IpAddressFamily::Ipv4).expect("create b");
+    step("local before bind", format!("{:?}", a.get_local_address().map(|_| ())));
+    step("receive before bind", format!("{:?}", a.receive().await.map(|_| ())));
+    step("bind a", format!("{:?}", a.bind(v4(loopback, 0))));
+    step("bind a again", format!("{:?}", a.bind(v4(loopback, 0))));
+    let v6 = IpSocketAddress::Ipv6(Ipv6SocketAddress { port: 0, flow_info: 0, address: (0, 0, 0, 0, 0, 0, 0, 1), scope_id: 0 });
+    step("bind b to ipv6", format!("{:?}", b.bind(v6)));
+    step("bind b", format!("{:?}", b.bind(v4(loopback, 0))));
+    let (Ok(a_addr), Ok(b_addr)) = (a.get_local_address(), b.get_local_address()) else {
+        // Denied by the policy: an implicit bind is a bind too.
+        let c = UdpSocket::create(IpAddressFamily::Ipv4).expect("create c");
+        let to = v4(loopback, 9);
+        step("send unbound", format!("{:?}", c.send(b"x".to_vec(), Some(to)).await));
+        step("connect unbound", format!("{:?}", c.connect(to)));
+        return log;
+    };
+    step("a port is set", format!("{}", port_of(&a_addr) != 0));
+
+    step("send a->b", format!("{:?}", a.send(b"hello".to_vec(), Some(b_addr)).await));
+    match b.receive().await {
+        Ok((data, from)) => step("b received", format!("{:?} from a: {}", String::from_utf8_lossy(&data), port_of(&from) == port_of(&a_addr))),
+        Err(e) => step("b received", format!("{e:?}")),
+    }
+    step("remote before connect", format!("{:?}", b.get_remote_address().map(|_| ())));
+    step("disconnect before connect", format!("{:?}", b.disconnect()));
+    step("send without address", format!("{:?}", b.send(b"x".to_vec(), None).await));
+    step("send to port 0", format!("{:?}", b.send(b"x".to_vec(), Some(v4(loopback, 0))).await));
+    step("send to 0.0.0.0", format!("{:?}", b.send(b"x".to_vec(), Some(v4((0, 0, 0, 0), 9))).await));
+    step("send 70000 bytes", format!("{:?}", b.send(vec![0; 70_000], Some(a_addr)).await));
+    step("connect b to a", format!("{:?}", b.connect(a_addr)));
+    step("remote is a", format!("{}", b.get_remote_address().map(|r| port_of(&r) == port_of(&a_addr)).unwrap_or(false)));
+    step("send connected", format!("{:?}", b.send(b"reply".to_vec(), None).await));
+    step("send connected elsewhere", format!("{:?}", b.send(b"x".to_vec(), Some(v4(loopback, 9))).await));
+    match a.receive().await {
+        Ok((data, from)) => step("a received", format!("{:?} from b: {}", String::from_utf8_lossy(&data), port_of(&from) == port_of(&b_addr))),
+        Err(e) => step("a received", format!("{e:?}")),
+    }
+    step("disconnect", format!("{:?}", b.disconnect()));
+
+    // Implicit bind by `send`.
+    let c = UdpSocket::create(IpAddressFamily::Ipv4).expect("create c");
+    step("send unbound", format!("{:?}", c.send(b"implicit".to_vec(), Some(a_addr)).await));
+    step("c bound by send", format!("{}", c.get_local_address().map(|l| port_of(&l) != 0).unwrap_or(false)));
+    match a.receive().await {
+        Ok((data, _)) => step("a received", format!("{:?}", String::from_utf8_lossy(&data))),
+        Err(e) => step("a received", format!("{e:?}")),
+    }
+
+    // 64 sends in flight at once from one socket; all arrive, in some order.
+    let sends: Vec<_> = (0..64u8).map(|i| Box::pin(c.send(vec![i; 64], Some(a_addr)))).collect();
+    let results = join_all(sends).await;
+    step("64 concurrent sends ok", format!("{}", results.iter().all(|r| r.is_ok())));
+    let mut seen = [false; 64];
+    for _ in 0..64 {
+        if let Ok((data, _)) = a.receive().await {
+            if data.len() == 64 {
+                seen[data[0] as usize % 64] = true;
+            }
+        }
+    }
+    step("64 received", format!("{}", seen.iter().all(|s| *s)));
+    log
+}
+
+/// Polls every future until all are done (no executor crate in this guest).
+async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match std::pin::Pin::new(&mut *future).poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("every future finished")).collect()
+}
 
 /// Writes `bytes` to a new stdout (or stderr) stream and waits for its result: how many
 /// bytes the stream did not take, and the future's result.
@@ -136,6 +243,16 @@ impl wasip3::exports::cli::run::Guest for Probe {
                 drop(done);
                 drop(writer);
                 if unwritten.is_empty() { Ok(()) } else { Err(()) }
+            }
+            "udp" => say(udp_script().await).await,
+            "lookup" => {
+                let name = args.get(2).cloned().unwrap_or_default();
+                let result = wasip3::sockets::ip_name_lookup::resolve_addresses(name).await;
+                say(format!("{result:?}\n")).await
+            }
+            "tcp" => {
+                let result = TcpSocket::create(IpAddressFamily::Ipv4).map(|_| ());
+                say(format!("{result:?}\n")).await
             }
             "flood" => {
                 let n = arg(&args, 2) as usize;

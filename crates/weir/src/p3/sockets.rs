@@ -1,0 +1,585 @@
+//! `wasi:sockets@0.3.0`: UDP and name lookup over the 0.2 socket core (the same socket,
+//! state machine, policy checks, limits, counters and `sys` calls); TCP not yet.
+//!
+//! - `udp-socket`: `bind`/`connect`/`disconnect` are the 0.2 state machine's steps in one
+//!   call (`connect` and `send` bind implicitly, to the unspecified address, which the
+//!   policy's `udp-bind` rules must allow as for an explicit bind). `send` is one datagram
+//!   per call; it waits (without holding the instance) while the socket's send buffer is
+//!   full. `receive` reads through the 0.2 receiver, so `recvmmsg`/GRO batches serve
+//!   several calls and datagrams from senders the policy denies are dropped.
+//! - `ip-name-lookup.resolve-addresses`: the 0.2 lookup (checks, literals, the bounded
+//!   resolver pool), awaited.
+//! - `tcp-socket`: `create` returns `not-supported`, so no TCP socket exists for the other
+//!   methods to act on.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use wasmtime::component::{Access, Accessor, FutureReader, Resource, StreamReader};
+
+use super::bindings::wasi::sockets::ip_name_lookup;
+use super::bindings::wasi::sockets::types::{
+    self, Duration, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
+    Ipv6SocketAddress,
+};
+use crate::WasiCtxView;
+use crate::bindings::wasi::sockets::network as p2;
+use crate::linker::HasWasi;
+use crate::sockets::udp::{self as core, UdpState};
+use crate::sockets::{
+    Buffer, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot, check_remote, enforce,
+    get_buffer_size, hop_limit, set_buffer_size, set_hop_limit,
+};
+
+/// The guest's 0.3 `udp-socket`: the 0.2 core socket and the receiver of its current
+/// association (replaced when `connect`/`disconnect` change it).
+pub struct UdpSocket {
+    core: core::UdpSocket,
+    incoming: Option<Arc<tokio::sync::Mutex<core::IncomingDatagramStream>>>,
+}
+
+/// The guest's 0.3 `tcp-socket`: none can exist yet (`create` is `not-supported`).
+pub enum TcpSocket {}
+
+fn p2_family(family: IpAddressFamily) -> p2::IpAddressFamily {
+    match family {
+        IpAddressFamily::Ipv4 => p2::IpAddressFamily::Ipv4,
+        IpAddressFamily::Ipv6 => p2::IpAddressFamily::Ipv6,
+    }
+}
+
+fn p3_family(family: p2::IpAddressFamily) -> IpAddressFamily {
+    match family {
+        p2::IpAddressFamily::Ipv4 => IpAddressFamily::Ipv4,
+        p2::IpAddressFamily::Ipv6 => IpAddressFamily::Ipv6,
+    }
+}
+
+/// The 0.3 address types have the 0.2 shapes: convert field by field, then use the core's
+/// conversions.
+fn to_socket_addr(address: IpSocketAddress) -> SocketAddr {
+    crate::sockets::to_socket_addr(match address {
+        IpSocketAddress::Ipv4(a) => p2::IpSocketAddress::Ipv4(p2::Ipv4SocketAddress {
+            port: a.port,
+            address: a.address,
+        }),
+        IpSocketAddress::Ipv6(a) => p2::IpSocketAddress::Ipv6(p2::Ipv6SocketAddress {
+            port: a.port,
+            flow_info: a.flow_info,
+            address: a.address,
+            scope_id: a.scope_id,
+        }),
+    })
+}
+
+fn from_socket_addr(address: SocketAddr) -> IpSocketAddress {
+    match crate::sockets::from_socket_addr(address) {
+        p2::IpSocketAddress::Ipv4(a) => IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: a.port,
+            address: a.address,
+        }),
+        p2::IpSocketAddress::Ipv6(a) => IpSocketAddress::Ipv6(Ipv6SocketAddress {
+            port: a.port,
+            flow_info: a.flow_info,
+            address: a.address,
+            scope_id: a.scope_id,
+        }),
+    }
+}
+
+/// The 0.3 error code for a 0.2 one (0.3 folds the codes it dropped into `other`).
+fn p3_code(code: p2::ErrorCode) -> ErrorCode {
+    use p2::ErrorCode as C;
+    match code {
+        C::AccessDenied => ErrorCode::AccessDenied,
+        C::NotSupported => ErrorCode::NotSupported,
+        C::InvalidArgument => ErrorCode::InvalidArgument,
+        C::OutOfMemory => ErrorCode::OutOfMemory,
+        C::Timeout => ErrorCode::Timeout,
+        C::InvalidState | C::NotInProgress | C::ConcurrencyConflict => ErrorCode::InvalidState,
+        C::AddressNotBindable => ErrorCode::AddressNotBindable,
+        C::AddressInUse => ErrorCode::AddressInUse,
+        C::RemoteUnreachable => ErrorCode::RemoteUnreachable,
+        C::ConnectionRefused => ErrorCode::ConnectionRefused,
+        C::ConnectionReset => ErrorCode::ConnectionReset,
+        C::ConnectionAborted => ErrorCode::ConnectionAborted,
+        C::DatagramTooLarge => ErrorCode::DatagramTooLarge,
+        C::NewSocketLimit => {
+            ErrorCode::Other(Some("the instance's socket limit is reached".into()))
+        }
+        other => ErrorCode::Other(Some(format!("{other:?}"))),
+    }
+}
+
+/// A 0.2 socket result as the 0.3 binding returns it: codes to the guest, traps as traps.
+fn returned<T>(result: SocketResult<T>) -> wasmtime::Result<Result<T, ErrorCode>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(SocketError::Code(code)) => Ok(Err(p3_code(code))),
+        Err(SocketError::Trap(trap)) => Err(trap),
+    }
+}
+
+impl UdpSocket {
+    /// Binds an unbound socket to `address` and starts receiving on it.
+    fn bind(
+        &mut self,
+        sockets: &crate::sockets::SocketsCtx,
+        address: SocketAddr,
+    ) -> SocketResult<()> {
+        if self.core.state != UdpState::Unbound {
+            return Err(p2::ErrorCode::InvalidState.into());
+        }
+        self.core
+            .bind_to(sockets.config.policy.clone(), &sockets.stats, address)?;
+        self.core.state = UdpState::Bound;
+        self.incoming = Some(Arc::new(tokio::sync::Mutex::new(
+            self.core.incoming(self.core.generation())?,
+        )));
+        Ok(())
+    }
+
+    /// The implicit bind of `connect` and `send`: to the unspecified address, any port.
+    fn bind_implicitly(&mut self, sockets: &crate::sockets::SocketsCtx) -> SocketResult<()> {
+        if self.core.state != UdpState::Unbound {
+            return Ok(());
+        }
+        let unspecified = if crate::sockets::is_ipv4(self.core.shared.family) {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        };
+        self.bind(sockets, SocketAddr::new(unspecified, 0))
+    }
+
+    /// Changes the association (`connect`/`disconnect`); receives follow the new one.
+    fn reassociate(&mut self, remote: Option<SocketAddr>) -> SocketResult<()> {
+        let generation = self.core.reassociate(remote)?;
+        self.incoming = Some(Arc::new(tokio::sync::Mutex::new(
+            self.core.incoming(generation)?,
+        )));
+        Ok(())
+    }
+
+    /// Where `send` sends, after the WIT's argument checks (in its order).
+    fn destination(
+        &self,
+        sockets: &crate::sockets::SocketsCtx,
+        len: usize,
+        remote: Option<SocketAddr>,
+    ) -> SocketResult<SocketAddr> {
+        if len > self.core.shared.max_payload() {
+            return Err(p2::ErrorCode::DatagramTooLarge.into());
+        }
+        match (self.core.state, remote) {
+            (UdpState::Connected(connected), None) => Ok(connected),
+            (UdpState::Connected(connected), Some(requested)) if requested == connected => {
+                Ok(connected)
+            }
+            (UdpState::Connected(_), Some(_)) | (_, None) => {
+                Err(p2::ErrorCode::InvalidArgument.into())
+            }
+            (_, Some(requested)) => {
+                check_remote(self.core.shared.family, &requested)?;
+                enforce(
+                    &sockets.config.policy,
+                    &sockets.stats,
+                    NetworkUse::UdpSend,
+                    requested,
+                )?;
+                Ok(requested)
+            }
+        }
+    }
+}
+
+impl WasiCtxView<'_> {
+    fn udp3(&mut self, socket: &Resource<UdpSocket>) -> SocketResult<&mut UdpSocket> {
+        Ok(self.table.get_mut(socket)?)
+    }
+
+    /// Runs a socket-option call on the socket's shared core.
+    fn on_udp<R>(
+        &mut self,
+        socket: &Resource<UdpSocket>,
+        call: impl FnOnce(&core::UdpShared) -> SocketResult<R>,
+    ) -> wasmtime::Result<Result<R, ErrorCode>> {
+        let shared = &self.udp3(socket).map_err(trap)?.core.shared;
+        returned(call(shared))
+    }
+}
+
+impl types::Host for WasiCtxView<'_> {}
+
+impl types::HostUdpSocket for WasiCtxView<'_> {
+    fn create(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> wasmtime::Result<Result<Resource<UdpSocket>, ErrorCode>> {
+        let sockets = &self.ctx.sockets;
+        let created = (|| {
+            if !sockets.config.udp {
+                return Err(p2::ErrorCode::AccessDenied.into());
+            }
+            let slot = SocketSlot::take(&sockets.open_udp_sockets, sockets.config.max_udp_sockets)?;
+            core::UdpSocket::new(p2_family(family), sockets.stats.clone(), slot)
+        })();
+        match returned(created)? {
+            Ok(core) => Ok(Ok(self.table.push(UdpSocket {
+                core,
+                incoming: None,
+            })?)),
+            Err(code) => Ok(Err(code)),
+        }
+    }
+
+    fn bind(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        local_address: IpSocketAddress,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        let sockets = &self.ctx.sockets;
+        let udp = self.table.get_mut(&socket)?;
+        returned(udp.bind(sockets, to_socket_addr(local_address)))
+    }
+
+    fn connect(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        remote_address: IpSocketAddress,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        let sockets = &self.ctx.sockets;
+        let udp = self.table.get_mut(&socket)?;
+        let remote = to_socket_addr(remote_address);
+        returned(
+            check_remote(udp.core.shared.family, &remote)
+                .and_then(|()| udp.bind_implicitly(sockets))
+                .and_then(|()| udp.reassociate(Some(remote))),
+        )
+    }
+
+    fn disconnect(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        let udp = self.table.get_mut(&socket)?;
+        if !matches!(udp.core.state, UdpState::Connected(_)) {
+            return Ok(Err(ErrorCode::InvalidState));
+        }
+        returned(udp.reassociate(None))
+    }
+
+    fn get_local_address(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<IpSocketAddress, ErrorCode>> {
+        let udp = self.udp3(&socket).map_err(trap)?;
+        if udp.core.state == UdpState::Unbound {
+            return Ok(Err(ErrorCode::InvalidState));
+        }
+        returned(
+            udp.core
+                .shared
+                .socket
+                .get_ref()
+                .local_addr()
+                .map(from_socket_addr)
+                .map_err(SocketError::from),
+        )
+    }
+
+    fn get_remote_address(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<IpSocketAddress, ErrorCode>> {
+        match self.udp3(&socket).map_err(trap)?.core.state {
+            UdpState::Connected(remote) => Ok(Ok(from_socket_addr(remote))),
+            _ => Ok(Err(ErrorCode::InvalidState)),
+        }
+    }
+
+    fn get_address_family(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<IpAddressFamily> {
+        Ok(p3_family(self.table.get(&socket)?.core.shared.family))
+    }
+
+    fn get_unicast_hop_limit(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<u8, ErrorCode>> {
+        self.on_udp(&socket, |shared| {
+            hop_limit(shared.socket.get_ref().into(), shared.family)
+        })
+    }
+
+    fn set_unicast_hop_limit(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        value: u8,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_udp(&socket, |shared| {
+            set_hop_limit(shared.socket.get_ref().into(), shared.family, value)
+        })
+    }
+
+    fn get_receive_buffer_size(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<u64, ErrorCode>> {
+        self.on_udp(&socket, |shared| {
+            get_buffer_size(shared.socket.get_ref().into(), Buffer::Receive)
+        })
+    }
+
+    fn set_receive_buffer_size(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        value: u64,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_udp(&socket, |shared| {
+            set_buffer_size(shared.socket.get_ref().into(), Buffer::Receive, value)
+        })
+    }
+
+    fn get_send_buffer_size(
+        &mut self,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<u64, ErrorCode>> {
+        self.on_udp(&socket, |shared| {
+            get_buffer_size(shared.socket.get_ref().into(), Buffer::Send)
+        })
+    }
+
+    fn set_send_buffer_size(
+        &mut self,
+        socket: Resource<UdpSocket>,
+        value: u64,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_udp(&socket, |shared| {
+            set_buffer_size(shared.socket.get_ref().into(), Buffer::Send, value)?;
+            Ok(shared.refresh_send_buffer_bytes()?)
+        })
+    }
+
+    fn drop(&mut self, socket: Resource<UdpSocket>) -> wasmtime::Result<()> {
+        self.table.delete(socket)?;
+        Ok(())
+    }
+}
+
+/// A table failure (a bad handle) as the trap it is.
+fn trap(error: SocketError) -> wasmtime::Error {
+    match error {
+        SocketError::Trap(trap) => trap,
+        SocketError::Code(code) => wasmtime::format_err!("unexpected socket error {code:?}"),
+    }
+}
+
+impl<U: 'static> types::HostUdpSocketWithStore<U> for HasWasi {
+    async fn send(
+        accessor: &Accessor<U, Self>,
+        socket: Resource<UdpSocket>,
+        data: Vec<u8>,
+        remote_address: Option<IpSocketAddress>,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        let prepared = accessor.with(|mut access| -> SocketResult<_> {
+            let view = access.get();
+            let sockets = &view.ctx.sockets;
+            let udp = view.table.get_mut(&socket)?;
+            let destination =
+                udp.destination(sockets, data.len(), remote_address.map(to_socket_addr))?;
+            udp.bind_implicitly(sockets)?;
+            Ok((udp.core.shared.clone(), destination))
+        });
+        let (shared, destination) = match returned(prepared)? {
+            Ok(prepared) => prepared,
+            Err(code) => return Ok(Err(code)),
+        };
+        loop {
+            match shared.transmit(destination, &data, None) {
+                Ok(()) => {
+                    NetworkStats::add(&shared.stats.udp_datagrams_sent, 1);
+                    NetworkStats::add(&shared.stats.udp_bytes_sent, data.len() as u64);
+                    return Ok(Ok(()));
+                }
+                // The send buffer is full: wait for room without holding the instance.
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    shared.wait_for_send_permit(data.len().max(1)).await;
+                }
+                Err(error) => return returned(Err(error.into())),
+            }
+        }
+    }
+
+    async fn receive(
+        accessor: &Accessor<U, Self>,
+        socket: Resource<UdpSocket>,
+    ) -> wasmtime::Result<Result<(Vec<u8>, IpSocketAddress), ErrorCode>> {
+        let incoming = accessor.with(|mut access| -> SocketResult<_> {
+            let udp = access.get().table.get(&socket)?;
+            udp.incoming
+                .clone()
+                .ok_or_else(|| p2::ErrorCode::InvalidState.into())
+        });
+        let incoming = match returned(incoming)? {
+            Ok(incoming) => incoming,
+            Err(code) => return Ok(Err(code)),
+        };
+        let mut incoming = incoming.lock().await;
+        loop {
+            match incoming.receive(1) {
+                Ok(mut datagrams) if !datagrams.is_empty() => {
+                    let datagram = datagrams.swap_remove(0);
+                    let sender = crate::sockets::to_socket_addr(datagram.remote_address);
+                    return Ok(Ok((datagram.data, from_socket_addr(sender))));
+                }
+                Ok(_) => crate::io::Pollable::ready(&mut *incoming).await,
+                Err(error) => return returned(Err(error)),
+            }
+        }
+    }
+}
+
+/// What every `tcp-socket` method does: no TCP socket can exist, so the handle is bad.
+fn no_tcp_socket(
+    table: &wasmtime::component::ResourceTable,
+    socket: &Resource<TcpSocket>,
+) -> wasmtime::Result<Infallible> {
+    match *table.get(socket)? {}
+}
+
+macro_rules! no_tcp_methods {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&mut self, socket: Resource<TcpSocket>, $($arg: $ty),*) -> wasmtime::Result<$ret> {
+            $(let _ = $arg;)*
+            match no_tcp_socket(self.table, &socket)? {}
+        })*
+    };
+}
+
+impl types::HostTcpSocket for WasiCtxView<'_> {
+    fn create(
+        &mut self,
+        _family: IpAddressFamily,
+    ) -> wasmtime::Result<Result<Resource<TcpSocket>, ErrorCode>> {
+        Ok(Err(ErrorCode::NotSupported))
+    }
+
+    no_tcp_methods! {
+        bind(local_address: IpSocketAddress) -> Result<(), ErrorCode>;
+        get_local_address() -> Result<IpSocketAddress, ErrorCode>;
+        get_remote_address() -> Result<IpSocketAddress, ErrorCode>;
+        get_is_listening() -> bool;
+        get_address_family() -> IpAddressFamily;
+        set_listen_backlog_size(value: u64) -> Result<(), ErrorCode>;
+        get_keep_alive_enabled() -> Result<bool, ErrorCode>;
+        set_keep_alive_enabled(value: bool) -> Result<(), ErrorCode>;
+        get_keep_alive_idle_time() -> Result<Duration, ErrorCode>;
+        set_keep_alive_idle_time(value: Duration) -> Result<(), ErrorCode>;
+        get_keep_alive_interval() -> Result<Duration, ErrorCode>;
+        set_keep_alive_interval(value: Duration) -> Result<(), ErrorCode>;
+        get_keep_alive_count() -> Result<u32, ErrorCode>;
+        set_keep_alive_count(value: u32) -> Result<(), ErrorCode>;
+        get_hop_limit() -> Result<u8, ErrorCode>;
+        set_hop_limit(value: u8) -> Result<(), ErrorCode>;
+        get_receive_buffer_size() -> Result<u64, ErrorCode>;
+        set_receive_buffer_size(value: u64) -> Result<(), ErrorCode>;
+        get_send_buffer_size() -> Result<u64, ErrorCode>;
+        set_send_buffer_size(value: u64) -> Result<(), ErrorCode>;
+    }
+
+    fn drop(&mut self, socket: Resource<TcpSocket>) -> wasmtime::Result<()> {
+        match no_tcp_socket(self.table, &socket)? {}
+    }
+}
+
+impl<U: 'static> types::HostTcpSocketWithStore<U> for HasWasi {
+    async fn connect(
+        accessor: &Accessor<U, Self>,
+        socket: Resource<TcpSocket>,
+        _remote_address: IpSocketAddress,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        let never = accessor.with(|mut access| no_tcp_socket(access.get().table, &socket));
+        match never? {}
+    }
+
+    fn listen(
+        mut host: Access<'_, U, Self>,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<StreamReader<Resource<TcpSocket>>, ErrorCode>> {
+        match no_tcp_socket(host.get().table, &socket)? {}
+    }
+
+    fn send(
+        mut host: Access<'_, U, Self>,
+        socket: Resource<TcpSocket>,
+        _data: StreamReader<u8>,
+    ) -> wasmtime::Result<FutureReader<Result<(), ErrorCode>>> {
+        match no_tcp_socket(host.get().table, &socket)? {}
+    }
+
+    fn receive(
+        mut host: Access<'_, U, Self>,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<(StreamReader<u8>, FutureReader<Result<(), ErrorCode>>)> {
+        match no_tcp_socket(host.get().table, &socket)? {}
+    }
+}
+
+impl ip_name_lookup::Host for WasiCtxView<'_> {}
+
+/// The lookup error code for a 0.2 one.
+fn lookup_code(code: p2::ErrorCode) -> ip_name_lookup::ErrorCode {
+    use ip_name_lookup::ErrorCode as L;
+    match code {
+        p2::ErrorCode::AccessDenied => L::AccessDenied,
+        p2::ErrorCode::InvalidArgument => L::InvalidArgument,
+        p2::ErrorCode::NameUnresolvable => L::NameUnresolvable,
+        p2::ErrorCode::TemporaryResolverFailure => L::TemporaryResolverFailure,
+        p2::ErrorCode::PermanentResolverFailure => L::PermanentResolverFailure,
+        other => L::Other(Some(format!("{other:?}"))),
+    }
+}
+
+impl<U: 'static> ip_name_lookup::HostWithStore<U> for HasWasi {
+    async fn resolve_addresses(
+        accessor: &Accessor<U, Self>,
+        name: String,
+    ) -> wasmtime::Result<Result<Vec<ip_name_lookup::IpAddress>, ip_name_lookup::ErrorCode>> {
+        let started = accessor.with(|mut access| {
+            let view = access.get();
+            let sockets = &view.ctx.sockets;
+            crate::sockets::ip_name_lookup::start_lookup(sockets, &sockets.config.policy, name)
+        });
+        let failed = |error: SocketError| match error {
+            SocketError::Code(code) => Ok(Err(lookup_code(code))),
+            SocketError::Trap(trap) => Err(trap),
+        };
+        let mut lookup = match started {
+            Ok(lookup) => lookup,
+            Err(error) => return failed(error),
+        };
+        crate::io::Pollable::ready(&mut lookup).await;
+        let mut addresses = Vec::new();
+        loop {
+            match lookup.next_address() {
+                Ok(Some(p2::IpAddress::Ipv4(a))) => {
+                    addresses.push(ip_name_lookup::IpAddress::Ipv4(a))
+                }
+                Ok(Some(p2::IpAddress::Ipv6(a))) => {
+                    addresses.push(ip_name_lookup::IpAddress::Ipv6(a))
+                }
+                Ok(None) => break,
+                Err(error) => return failed(error),
+            }
+        }
+        if addresses.is_empty() {
+            // "This function never succeeds with 0 results."
+            return Ok(Err(ip_name_lookup::ErrorCode::NameUnresolvable));
+        }
+        Ok(Ok(addresses))
+    }
+}
