@@ -963,23 +963,42 @@ fn unknown_imports_trap_and_wasi_0_3_components() {
         text(&out.stderr)
     );
 
-    // A component that needs WASI 0.3 gets a clear error (0.3 is not provided yet).
-    let random =
-        "package wasi:random@0.3.0;\ninterface random {\n  get-random-u64: func() -> u64;\n}";
-    let world = "package weir:cli-test;\nworld guest {\n  import wasi:random/random@0.3.0;\n}";
+    // A component importing a WASI 0.3 interface weir does not provide yet gets a clear
+    // error naming it (the rest of its 0.3 imports are provided).
+    let packages = [
+        "package wasi:random@0.3.0;\ninterface random {\n  get-random-u64: func() -> u64;\n}",
+        "package wasi:filesystem@0.3.0;\ninterface preopens {\n  count: func() -> u64;\n}",
+    ];
+    let world = "package weir:cli-test;\nworld guest {\n  import wasi:random/random@0.3.0;\n  \
+                 import wasi:filesystem/preopens@0.3.0;\n}";
     let wat = r#"(module
   (import "wasi:random/random@0.3.0" "get-random-u64" (func (result i64)))
+  (import "wasi:filesystem/preopens@0.3.0" "count" (func (result i64)))
   (memory (export "memory") 1))"#;
     let path = dir.path().join("p3.wasm");
     std::fs::write(
         &path,
-        weir_test_guests::wat_guest_with(&[random], world, wat).unwrap(),
+        weir_test_guests::wat_guest_with(&packages, world, wat).unwrap(),
     )
     .unwrap();
     let out = run(weir().args(["run", "-S", "p3"]).arg(&path));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("imports WASI 0.3 interfaces (wasi:random/random@0.3.0)"),
+        text(&out.stderr).contains(
+            "imports WASI 0.3 interfaces weir does not provide yet \
+             (wasi:filesystem/preopens@0.3.0)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    // With 0.3 off, every 0.3 import is named.
+    let out = run(weir().args(["run", "-S", "p3=n"]).arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "(wasi:random/random@0.3.0, wasi:filesystem/preopens@0.3.0): `-S p3=n` turned \
+             WASI 0.3 off"
+        ),
         "{}",
         text(&out.stderr)
     );

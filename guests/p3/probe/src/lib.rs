@@ -14,6 +14,8 @@
 //! - `udp`: a UDP script over loopback (bind, send/receive both ways, connect, implicit
 //!   bind, 64 concurrent sends, each typical error of the WIT), one line per step.
 //! - `lookup NAME`: `resolve-addresses(NAME)`; `tcp`: `tcp-socket.create`.
+//! - `udp-flood N PORT`: sends N datagrams of 64 B to 127.0.0.1:PORT, 64 `send`s in flight
+//!   at a time, and prints how long it took (the UDP send benchmark's guest).
 //! - `flood N`: writes N bytes (the flood pattern, `i % 251`) to stdout, then prints the
 //!   future's result to stderr.
 
@@ -249,6 +251,24 @@ impl wasip3::exports::cli::run::Guest for Probe {
                 let name = args.get(2).cloned().unwrap_or_default();
                 let result = wasip3::sockets::ip_name_lookup::resolve_addresses(name).await;
                 say(format!("{result:?}\n")).await
+            }
+            "udp-flood" => {
+                let (count, port) = (arg(&args, 2), arg(&args, 3) as u16);
+                let socket = UdpSocket::create(IpAddressFamily::Ipv4).expect("create");
+                let to = v4((127, 0, 0, 1), port);
+                let payload = vec![0x5a; 64];
+                let start = monotonic_clock::now();
+                let mut sent = 0u64;
+                let mut failed = 0u64;
+                while sent < count {
+                    let wave = (count - sent).min(64);
+                    let sends: Vec<_> =
+                        (0..wave).map(|_| Box::pin(socket.send(payload.clone(), Some(to)))).collect();
+                    failed += join_all(sends).await.iter().filter(|r| r.is_err()).count() as u64;
+                    sent += wave;
+                }
+                let took = monotonic_clock::now() - start;
+                say(format!("sent {sent} failed {failed} in {took} ns\n")).await
             }
             "tcp" => {
                 let result = TcpSocket::create(IpAddressFamily::Ipv4).map(|_| ());
