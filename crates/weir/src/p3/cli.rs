@@ -26,7 +26,7 @@ use super::bindings::wasi::cli::{
     terminal_stdin, terminal_stdout, types::ErrorCode,
 };
 use crate::cli::{I32Exit, TerminalInput, TerminalOutput};
-use crate::io::{InputStream, OutputStream, SliceWriter, StreamError};
+use crate::io::{InputStream, MAX_READ_BYTES, OutputStream, SliceWriter, StreamError};
 use crate::linker::HasWasi;
 use crate::{OutputSource, WasiCtxView};
 
@@ -143,6 +143,13 @@ enum Slot<S> {
 }
 
 impl<S> Slot<S> {
+    /// Moves the idle stream into the future `wait` makes of it.
+    fn start_waiting(&mut self, wait: impl FnOnce(S) -> Waiting<S>) {
+        if let Slot::Idle(stream) = std::mem::replace(self, Slot::Gone) {
+            *self = Slot::Waiting(wait(stream));
+        }
+    }
+
     /// Polls the waiting future, if any; `Ready(error)` once the stream is back at hand.
     fn poll_back(&mut self, cx: &mut Context<'_>) -> Poll<Option<StreamError>> {
         match self {
@@ -200,13 +207,12 @@ impl StdioConsumer {
             if permit > 0 {
                 return Poll::Ready(Ok(permit));
             }
-            let Slot::Idle(mut stream) = std::mem::replace(&mut self.stream, Slot::Gone) else {
-                unreachable!("matched as idle above");
-            };
-            self.stream = Slot::Waiting(Box::pin(async move {
-                let error = stream.write_ready().await.err();
-                (stream, error)
-            }));
+            self.stream.start_waiting(|mut stream| {
+                Box::pin(async move {
+                    let error = stream.write_ready().await.err();
+                    (stream, error)
+                })
+            });
         }
     }
 }
@@ -331,7 +337,7 @@ impl<D> StreamProducer<D> for StdinProducer {
             if wanted == 0 {
                 return Poll::Ready(Ok(Transfer::Completed));
             }
-            let bytes = match stream.read(wanted.min(MAX_READ)) {
+            let bytes = match stream.read(wanted.min(MAX_READ_BYTES)) {
                 Ok(bytes) => bytes,
                 Err(error) => return self.end(error),
             };
@@ -346,21 +352,18 @@ impl<D> StreamProducer<D> for StdinProducer {
             if finish {
                 return Poll::Ready(Ok(Transfer::Cancelled));
             }
-            let Slot::Idle(mut stream) = std::mem::replace(&mut self.stream, Slot::Gone) else {
-                unreachable!("matched as idle above");
-            };
-            self.stream = Slot::Waiting(Box::pin(async move {
-                stream.ready().await;
-                (stream, None)
-            }));
+            self.stream.start_waiting(|mut stream| {
+                Box::pin(async move {
+                    stream.ready().await;
+                    (stream, None)
+                })
+            });
         }
     }
 }
 
 /// How much one read asks for when the reader is the host (no guest buffer to size it).
 const DEFAULT_READ: usize = 64 * 1024;
-/// The most one read takes from the source (as 0.2's `read`).
-const MAX_READ: usize = 1 << 20;
 
 impl terminal_input::Host for WasiCtxView<'_> {}
 impl terminal_output::Host for WasiCtxView<'_> {}
