@@ -473,29 +473,6 @@ fn check_module_imports(module: &wasmtime::Module, trap_unknown: bool) -> Result
     Ok(())
 }
 
-/// The WASI 0.3 interfaces weir provides (`weir::p3`), by name without the version.
-const PROVIDED_WASI_0_3: &[&str] = &[
-    "wasi:cli/environment",
-    "wasi:cli/exit",
-    "wasi:cli/stdin",
-    "wasi:cli/stdout",
-    "wasi:cli/stderr",
-    "wasi:cli/terminal-input",
-    "wasi:cli/terminal-output",
-    "wasi:cli/terminal-stdin",
-    "wasi:cli/terminal-stdout",
-    "wasi:cli/terminal-stderr",
-    "wasi:cli/types",
-    "wasi:clocks/monotonic-clock",
-    "wasi:clocks/system-clock",
-    "wasi:clocks/types",
-    "wasi:random/random",
-    "wasi:random/insecure",
-    "wasi:random/insecure-seed",
-    "wasi:sockets/types",
-    "wasi:sockets/ip-name-lookup",
-];
-
 /// Refuses, with a clear message, a component that imports WASI 0.3 interfaces weir does
 /// not provide, instead of the linker's error about the first missing import. With
 /// `off: Some(why)`, every 0.3 import is refused, for that reason.
@@ -512,7 +489,7 @@ pub(crate) fn refuse_unprovided_wasi_0_3(
         .filter(|name| name.starts_with("wasi:") && name.contains("@0.3."))
         .filter(|name| {
             let unversioned = name.split('@').next().unwrap_or(name);
-            !p3 || !PROVIDED_WASI_0_3.contains(&unversioned)
+            !p3 || !weir::p3::INTERFACES.contains(&unversioned)
         })
         .collect();
     if missing.is_empty() {

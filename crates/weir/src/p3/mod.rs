@@ -22,6 +22,30 @@ use wasmtime::component::Linker;
 use crate::linker::{HasWasi, view};
 use crate::{WasiView, command::Outcome};
 
+/// The interfaces [`add_to_linker_async`] adds, by name without the version (for telling a
+/// user which 0.3 imports of a component are not provided).
+pub const INTERFACES: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:cli/types",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/system-clock",
+    "wasi:clocks/types",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:sockets/types",
+    "wasi:sockets/ip-name-lookup",
+];
+
 /// Adds the WASI 0.3 interfaces Weir implements. WASI 0.3 is async-only: run the
 /// component with Wasmtime's async API (`instantiate_async`, `run_concurrent`). Add
 /// [`crate::add_to_linker_async`] too for the 0.2 interfaces such components often also

@@ -28,8 +28,8 @@ use crate::bindings::wasi::sockets::network as p2;
 use crate::linker::HasWasi;
 use crate::sockets::udp::{self as core, UdpState};
 use crate::sockets::{
-    Buffer, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot, check_remote, enforce,
-    get_buffer_size, hop_limit, set_buffer_size, set_hop_limit,
+    Buffer, NetworkStats, SocketError, SocketResult, SocketSlot, check_remote, get_buffer_size,
+    hop_limit, set_buffer_size, set_hop_limit,
 };
 
 /// The guest's 0.3 `udp-socket`: the 0.2 core socket and the receiver of its current
@@ -162,35 +162,19 @@ impl UdpSocket {
         Ok(())
     }
 
-    /// Where `send` sends, after the WIT's argument checks (in its order).
+    /// Where `send` sends, after the WIT's argument checks (the 0.2 core's).
     fn destination(
         &self,
         sockets: &crate::sockets::SocketsCtx,
         len: usize,
         remote: Option<SocketAddr>,
     ) -> SocketResult<SocketAddr> {
-        if len > self.core.shared.max_payload() {
-            return Err(p2::ErrorCode::DatagramTooLarge.into());
-        }
-        match (self.core.state, remote) {
-            (UdpState::Connected(connected), None) => Ok(connected),
-            (UdpState::Connected(connected), Some(requested)) if requested == connected => {
-                Ok(connected)
-            }
-            (UdpState::Connected(_), Some(_)) | (_, None) => {
-                Err(p2::ErrorCode::InvalidArgument.into())
-            }
-            (_, Some(requested)) => {
-                check_remote(self.core.shared.family, &requested)?;
-                enforce(
-                    &sockets.config.policy,
-                    &sockets.stats,
-                    NetworkUse::UdpSend,
-                    requested,
-                )?;
-                Ok(requested)
-            }
-        }
+        self.core.shared.send_destination(
+            &sockets.config.policy,
+            self.core.connected(),
+            len,
+            remote,
+        )
     }
 }
 
@@ -264,7 +248,7 @@ impl types::HostUdpSocket for WasiCtxView<'_> {
         socket: Resource<UdpSocket>,
     ) -> wasmtime::Result<Result<(), ErrorCode>> {
         let udp = self.table.get_mut(&socket)?;
-        if !matches!(udp.core.state, UdpState::Connected(_)) {
+        if udp.core.connected().is_none() {
             return Ok(Err(ErrorCode::InvalidState));
         }
         returned(udp.reassociate(None))
@@ -293,9 +277,9 @@ impl types::HostUdpSocket for WasiCtxView<'_> {
         &mut self,
         socket: Resource<UdpSocket>,
     ) -> wasmtime::Result<Result<IpSocketAddress, ErrorCode>> {
-        match self.udp3(&socket).map_err(trap)?.core.state {
-            UdpState::Connected(remote) => Ok(Ok(from_socket_addr(remote))),
-            _ => Ok(Err(ErrorCode::InvalidState)),
+        match self.udp3(&socket).map_err(trap)?.core.connected() {
+            Some(remote) => Ok(Ok(from_socket_addr(remote))),
+            None => Ok(Err(ErrorCode::InvalidState)),
         }
     }
 

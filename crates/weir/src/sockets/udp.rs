@@ -70,6 +70,32 @@ impl UdpShared {
         }
     }
 
+    /// Where a datagram of `len` bytes goes from a socket connected to `connected` (if it
+    /// is), asked for `requested`: the checks 0.2's and 0.3's `send` share, in the WIT's
+    /// order (too large, a remote that does not match the connection or is missing, a bad
+    /// remote, the policy's `udp-send` rules).
+    pub(crate) fn send_destination(
+        &self,
+        policy: &NetworkPolicy,
+        connected: Option<SocketAddr>,
+        len: usize,
+        requested: Option<SocketAddr>,
+    ) -> SocketResult<SocketAddr> {
+        if len > self.max_payload() {
+            return Err(ErrorCode::DatagramTooLarge.into());
+        }
+        match (connected, requested) {
+            (Some(remote), None) => Ok(remote),
+            (Some(remote), Some(address)) if address == remote => Ok(remote),
+            (Some(_), Some(_)) | (None, None) => Err(ErrorCode::InvalidArgument.into()),
+            (None, Some(address)) => {
+                check_remote(self.family, &address)?;
+                enforce(policy, &self.stats, NetworkUse::UdpSend, address)?;
+                Ok(address)
+            }
+        }
+    }
+
     /// Sends `contents` (one datagram, or equal-size segments with GSO) to `destination`.
     pub(crate) fn transmit(
         &self,
@@ -232,6 +258,14 @@ impl UdpSocket {
         Ok(self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
+    /// The remote address the socket is connected to, if it is.
+    pub(crate) fn connected(&self) -> Option<SocketAddr> {
+        match self.state {
+            UdpState::Connected(remote) => Some(remote),
+            _ => None,
+        }
+    }
+
     /// The current stream generation (bumped by each association change).
     pub(crate) fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Acquire)
@@ -239,14 +273,10 @@ impl UdpSocket {
 
     /// A receiver of the datagrams of the current association (generation `generation`).
     pub(crate) fn incoming(&self, generation: u64) -> SocketResult<IncomingDatagramStream> {
-        let remote = match self.state {
-            UdpState::Connected(remote) => Some(remote),
-            _ => None,
-        };
         Ok(IncomingDatagramStream {
             shared: self.shared.clone(),
             generation,
-            remote,
+            remote: self.connected(),
             policy: self.policy()?.clone(),
             pending: VecDeque::new(),
             buffers: Vec::new(),
@@ -417,31 +447,12 @@ impl OutgoingDatagramStream {
 
     /// Where datagram `d` goes, after the checks the WIT lists for `send`.
     fn destination(&self, datagram: &OutgoingDatagram) -> SocketResult<SocketAddr> {
-        if datagram.data.len() > self.shared.max_payload() {
-            return Err(ErrorCode::DatagramTooLarge.into());
-        }
-        let requested = datagram.remote_address.map(to_socket_addr);
-        match (self.remote, requested) {
-            (Some(remote), None) => Ok(remote),
-            (Some(remote), Some(address)) => {
-                if address == remote {
-                    Ok(remote)
-                } else {
-                    Err(ErrorCode::InvalidArgument.into())
-                }
-            }
-            (None, None) => Err(ErrorCode::InvalidArgument.into()),
-            (None, Some(address)) => {
-                check_remote(self.shared.family, &address)?;
-                enforce(
-                    &self.policy,
-                    &self.shared.stats,
-                    NetworkUse::UdpSend,
-                    address,
-                )?;
-                Ok(address)
-            }
-        }
+        self.shared.send_destination(
+            &self.policy,
+            self.remote,
+            datagram.data.len(),
+            datagram.remote_address.map(to_socket_addr),
+        )
     }
 
     fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
