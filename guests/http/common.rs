@@ -3,7 +3,8 @@
 //! Helpers shared by the HTTP guests (included with `#[path]`, as each guest is its own cdylib).
 
 use wasip2::http::types::{
-    Fields, Headers, OutgoingBody, OutgoingResponse, ResponseOutparam, StatusCode,
+    Fields, Headers, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse,
+    ResponseOutparam, StatusCode,
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -70,6 +71,33 @@ pub fn respond(out: ResponseOutparam, status: StatusCode, entries: &[(&str, &[u8
     let written = write_all(&stream, body).and_then(|()| flush(&stream));
     drop(stream);
     if written.is_ok() {
+        let _ = OutgoingBody::finish(outgoing, None);
+    }
+}
+
+/// Answers `request` with its own body, moved by `forward` from the request's stream to the
+/// response's, and the request's `content-type`; the body is finished if `forward` succeeds.
+pub fn echo(
+    request: IncomingRequest,
+    out: ResponseOutparam,
+    forward: impl FnOnce(&InputStream, &OutputStream) -> Result<(), StreamError>,
+) {
+    let headers = Fields::new();
+    for value in request.headers().get("content-type") {
+        let _ = headers.append("content-type", &value);
+    }
+    let response = OutgoingResponse::new(headers);
+    let outgoing = response.body().expect("the body is taken once");
+    ResponseOutparam::set(out, Ok(response));
+
+    let incoming = request.consume().expect("the body is taken once");
+    let input = incoming.stream().expect("the stream is taken once");
+    let output = outgoing.write().expect("the stream is taken once");
+    let forwarded = forward(&input, &output);
+    drop(input);
+    drop(output);
+    drop(IncomingBody::finish(incoming));
+    if forwarded.is_ok() {
         let _ = OutgoingBody::finish(outgoing, None);
     }
 }

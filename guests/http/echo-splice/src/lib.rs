@@ -5,39 +5,20 @@
 #[path = "../../common.rs"]
 mod common;
 
-use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 use wasip2::io::streams::StreamError;
 
 struct EchoSplice;
 
 impl wasip2::exports::http::incoming_handler::Guest for EchoSplice {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let headers = Fields::new();
-        for value in request.headers().get("content-type") {
-            let _ = headers.append("content-type", &value);
-        }
-        let response = OutgoingResponse::new(headers);
-        let outgoing = response.body().expect("the body is taken once");
-        ResponseOutparam::set(out, Ok(response));
-
-        let incoming = request.consume().expect("the body is taken once");
-        let input = incoming.stream().expect("the stream is taken once");
-        let output = outgoing.write().expect("the stream is taken once");
-        let spliced = loop {
-            match output.blocking_splice(&input, 1 << 20) {
+        common::echo(request, out, |input, output| loop {
+            match output.blocking_splice(input, 1 << 20) {
                 Ok(_) => {}
-                Err(StreamError::Closed) => break common::flush(&output),
+                Err(StreamError::Closed) => break common::flush(output),
                 Err(error) => break Err(error),
             }
-        };
-        drop(input);
-        drop(output);
-        drop(IncomingBody::finish(incoming));
-        if spliced.is_ok() {
-            let _ = OutgoingBody::finish(outgoing, None);
-        }
+        });
     }
 }
 

@@ -6,32 +6,15 @@
 #[path = "../../common.rs"]
 mod common;
 
-use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 struct Echo;
 
 impl wasip2::exports::http::incoming_handler::Guest for Echo {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let headers = Fields::new();
-        for value in request.headers().get("content-type") {
-            let _ = headers.append("content-type", &value);
-        }
-        let response = OutgoingResponse::new(headers);
-        let outgoing = response.body().expect("the body is taken once");
-        ResponseOutparam::set(out, Ok(response));
-
-        let incoming = request.consume().expect("the body is taken once");
-        let input = incoming.stream().expect("the stream is taken once");
-        let output = outgoing.write().expect("the stream is taken once");
-        let copied = common::copy(&input, &output).and_then(|_| common::flush(&output));
-        drop(input);
-        drop(output);
-        drop(IncomingBody::finish(incoming));
-        if copied.is_ok() {
-            let _ = OutgoingBody::finish(outgoing, None);
-        }
+        common::echo(request, out, |input, output| {
+            common::copy(input, output).and_then(|_| common::flush(output))
+        });
     }
 }
 
