@@ -25,6 +25,9 @@ pub const FORBIDDEN_HEADERS: &[&str] = &[
 #[derive(Clone, Debug, Default)]
 pub struct FieldsResource {
     entries: Vec<(String, Vec<u8>)>,
+    /// What the entries count against the field size limit (kept with them, so that an
+    /// `append` checks the limit without a pass over the entries).
+    size: usize,
     /// Fields handed out by `headers()` accessors and as incoming trailers are read-only.
     mutable: bool,
 }
@@ -46,29 +49,32 @@ fn valid_value(value: &[u8]) -> bool {
 impl FieldsResource {
     /// Empty, mutable fields.
     pub fn new() -> Self {
+        FieldsResource::holding(Vec::new(), true)
+    }
+
+    fn holding(entries: Vec<(String, Vec<u8>)>, mutable: bool) -> Self {
         FieldsResource {
-            entries: Vec::new(),
-            mutable: true,
+            size: entries_size(&entries),
+            entries,
+            mutable,
         }
     }
 
     /// Read-only fields holding `map` (headers of a request or response received by the
     /// host, in the order the peer sent them).
     pub fn immutable_from(map: &http::HeaderMap) -> Self {
-        FieldsResource {
-            entries: map
-                .iter()
-                .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-                .collect(),
-            mutable: false,
-        }
+        let entries = map
+            .iter()
+            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+            .collect();
+        FieldsResource::holding(entries, false)
     }
 
     /// A read-only copy.
     pub fn frozen(&self) -> Self {
         FieldsResource {
-            entries: self.entries.clone(),
             mutable: false,
+            ..self.clone()
         }
     }
 
@@ -77,10 +83,7 @@ impl FieldsResource {
         for (name, value) in &entries {
             check_entry(name, Some(value))?;
         }
-        Ok(FieldsResource {
-            entries,
-            mutable: true,
-        })
+        Ok(FieldsResource::holding(entries, true))
     }
 
     /// The entries as an `http` header map (for sending).
@@ -116,6 +119,7 @@ impl FieldsResource {
 
     fn remove(&mut self, name: &str) {
         self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.size = entries_size(&self.entries);
     }
 }
 
@@ -207,16 +211,19 @@ impl HostFields for WasiHttpCtxView<'_> {
         if let Err(error) = checked {
             return Ok(Err(error));
         }
-        let kept = fields
-            .entries
-            .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        let replaced = entries_size(
+            fields
+                .entries
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&name)),
+        );
         let added: usize = values.iter().map(|value| entry_size(&name, value)).sum();
-        check_size("set", entries_size(kept) + added, limit)?;
+        check_size("set", fields.size - replaced + added, limit)?;
         fields.remove(&name);
         fields
             .entries
             .extend(values.into_iter().map(|value| (name.clone(), value)));
+        fields.size += added;
         Ok(Ok(()))
     }
 
@@ -250,12 +257,10 @@ impl HostFields for WasiHttpCtxView<'_> {
         {
             return Ok(Err(error));
         }
-        check_size(
-            "append",
-            entries_size(&fields.entries) + entry_size(&name, &value),
-            limit,
-        )?;
+        let added = entry_size(&name, &value);
+        check_size("append", fields.size + added, limit)?;
         fields.entries.push((name, value));
+        fields.size += added;
         Ok(Ok(()))
     }
 
@@ -271,8 +276,8 @@ impl HostFields for WasiHttpCtxView<'_> {
         fields: Resource<FieldsResource>,
     ) -> wasmtime::Result<Resource<FieldsResource>> {
         let copy = FieldsResource {
-            entries: self.table.get(&fields)?.entries.clone(),
             mutable: true,
+            ..self.table.get(&fields)?.clone()
         };
         Ok(self.table.push(copy)?)
     }
@@ -365,6 +370,17 @@ mod tests {
             let rep = Resource::new_borrow(fields.rep());
             let error = view.append(rep, "y".into(), Vec::new()).unwrap_err();
             assert!(error.to_string().contains("fields.append"), "{error}");
+            // `delete` gives the room back.
+            let rep = Resource::new_borrow(fields.rep());
+            assert!(view.delete(rep, "x".into()).unwrap().is_ok());
+            for _ in 0..3 {
+                let rep = Resource::new_borrow(fields.rep());
+                assert!(
+                    view.append(rep, "x".into(), vec![b'v'; 67])
+                        .unwrap()
+                        .is_ok()
+                );
+            }
         });
 
         // set replaces the entries of its name, so only the result counts.
