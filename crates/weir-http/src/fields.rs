@@ -359,28 +359,24 @@ mod tests {
         // append adds to what is there.
         with_limit(300, |view| {
             let fields = view.new().unwrap();
-            for _ in 0..3 {
-                let rep = Resource::new_borrow(fields.rep());
-                assert!(
-                    view.append(rep, "x".into(), vec![b'v'; 67])
-                        .unwrap()
-                        .is_ok()
-                );
-            }
+            let append_three = |view: &mut WasiHttpCtxView<'_>| {
+                for _ in 0..3 {
+                    let rep = Resource::new_borrow(fields.rep());
+                    assert!(
+                        view.append(rep, "x".into(), vec![b'v'; 67])
+                            .unwrap()
+                            .is_ok()
+                    );
+                }
+            };
+            append_three(view);
             let rep = Resource::new_borrow(fields.rep());
             let error = view.append(rep, "y".into(), Vec::new()).unwrap_err();
             assert!(error.to_string().contains("fields.append"), "{error}");
             // `delete` gives the room back.
             let rep = Resource::new_borrow(fields.rep());
             assert!(view.delete(rep, "x".into()).unwrap().is_ok());
-            for _ in 0..3 {
-                let rep = Resource::new_borrow(fields.rep());
-                assert!(
-                    view.append(rep, "x".into(), vec![b'v'; 67])
-                        .unwrap()
-                        .is_ok()
-                );
-            }
+            append_three(view);
         });
 
         // set replaces the entries of its name, so only the result counts.
