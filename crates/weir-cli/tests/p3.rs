@@ -231,7 +231,7 @@ a received: \"implicit\"
 }
 
 #[test]
-fn name_lookup_and_tcp_over_wasi_0_3() {
+fn name_lookup_over_wasi_0_3_follows_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let probe = probe_file(dir.path());
     let lookup =
@@ -258,8 +258,211 @@ fn name_lookup_and_tcp_over_wasi_0_3() {
         lookup(&["--allow", "ip-name-lookup=*.example.com"], "localhost"),
         "Err(ErrorCode::AccessDenied)\n"
     );
+}
 
-    // WASI 0.3 TCP is not provided yet: `create` says so.
+#[test]
+fn tcp_over_wasi_0_3_follows_the_wit_and_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+
     let out = run_probe(&probe, &["-S", "inherit-network"], &["tcp"]);
-    assert_eq!(text(&out.stdout), "Err(ErrorCode::NotSupported)\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = "\
+local before bind: Err(ErrorCode::InvalidState)
+remote before connect: Err(ErrorCode::InvalidState)
+listening before listen: false
+send before connect: Err(ErrorCode::InvalidState)
+receive before connect: Err(ErrorCode::InvalidState)
+bind to ipv6: Err(ErrorCode::InvalidArgument)
+bind to multicast: Err(ErrorCode::InvalidArgument)
+backlog 0: Err(ErrorCode::InvalidArgument)
+keep-alive count 0: Err(ErrorCode::InvalidArgument)
+keep-alive idle 0: Err(ErrorCode::InvalidArgument)
+hop limit 0: Err(ErrorCode::InvalidArgument)
+keep-alive on: Ok(())
+keep-alive is on: Ok(true)
+bind: Ok(())
+bind again: Err(ErrorCode::InvalidState)
+backlog 16: Ok(())
+listening: true
+listen again: Err(ErrorCode::InvalidState)
+connect a listener: Err(ErrorCode::InvalidState)
+backlog while listening: Ok(())
+connect to port 0: Err(ErrorCode::InvalidArgument)
+connect to 0.0.0.0: Err(ErrorCode::InvalidArgument)
+connect to ipv6: Err(ErrorCode::InvalidArgument)
+connect: Ok(())
+connect again: Err(ErrorCode::InvalidState)
+bind connected: Err(ErrorCode::InvalidState)
+listen connected: Err(ErrorCode::InvalidState)
+backlog connected: Err(ErrorCode::InvalidState)
+accepted the client: true
+client remote is server: true
+accepted keep-alive inherited: Ok(true)
+client send: Ok(()), 0 unsent
+client send again: Err(ErrorCode::InvalidState)
+server received: \"ping\", Ok(())
+server receive again: Err(ErrorCode::InvalidState)
+server send: Ok(()), 0 unsent
+client received: \"pong\", Ok(())
+connect refused: Err(ErrorCode::ConnectionRefused)
+connect after failure: Err(ErrorCode::InvalidState)
+local after failure: Err(ErrorCode::InvalidState)
+listen unbound: Ok(())
+bound by listen: true
+";
+    assert_eq!(text(&out.stdout), expected);
+
+    // Deny by default: sockets can be made and configured, but binds (the implicit bind
+    // of `listen` too) are access-denied.
+    let out = run_probe(&probe, &[], &["tcp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "keep-alive on: Ok(())",
+        "bind: Err(ErrorCode::AccessDenied)",
+        "listen: ErrorCode::AccessDenied",
+    ] {
+        assert!(stdout.contains(line), "{line} in:\n{stdout}");
+    }
+    // `tcp=n` turns TCP off while UDP stays on.
+    let out = run_probe(&probe, &["-S", "inherit-network,tcp=n"], &["tcp"]);
+    assert_eq!(text(&out.stdout), "create: ErrorCode::AccessDenied\n");
+}
+
+/// A one-connection-at-a-time echo server on loopback: what it reads, it writes back; the
+/// peer's FIN ends the echo with a FIN. Returns its port.
+fn echo_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(mut connection) = connection else {
+                return;
+            };
+            let mut reader = connection.try_clone().unwrap();
+            std::io::copy(&mut reader, &mut connection).unwrap();
+            connection.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+    });
+    port
+}
+
+#[test]
+fn tcp_over_wasi_0_3_moves_64_mib_each_way_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let port = echo_server().to_string();
+    let size = (64 << 20).to_string();
+
+    // Against a host server: the guest's send and receive streams at once.
+    let out = run_probe(
+        &probe,
+        &["-S", "inherit-network"],
+        &["tcp-echo-client", &port, &size],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("send Ok(()), 0 unsent; received {size} intact true; receive Ok(())\n")
+    );
+
+    // Both ends in the guest: its listen stream, an accepted socket's streams and a client's.
+    let out = run_probe(&probe, &["-S", "inherit-network"], &["tcp-loop", &size]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "send Ok(()), 0 unsent; echoed {size}: Ok(()) Ok(()); received {size} intact true; receive Ok(())\n"
+        )
+    );
+}
+
+#[test]
+fn tcp_over_wasi_0_3_obeys_the_connect_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let port = echo_server().to_string();
+    let client = |flags: &[&str]| {
+        let out = run_probe(&probe, flags, &["tcp-echo-client", &port, "1000"]);
+        text(&out.stdout)
+    };
+    let allowed = format!("tcp-connect=127.0.0.1:{port}");
+    assert_eq!(
+        client(&["--allow", &allowed]),
+        "send Ok(()), 0 unsent; received 1000 intact true; receive Ok(())\n"
+    );
+    // A rule for another port: connect is access-denied.
+    assert_eq!(
+        client(&["--allow", "tcp-connect=127.0.0.1:1"]),
+        "connect: ErrorCode::AccessDenied\n"
+    );
+    // A deny rule wins.
+    assert_eq!(
+        client(&["-S", "inherit-network", "--deny", &allowed]),
+        "connect: ErrorCode::AccessDenied\n"
+    );
+    // A dead server: refused.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port().to_string()
+    };
+    let out = run_probe(
+        &probe,
+        &["-S", "inherit-network"],
+        &["tcp-echo-client", &dead, "1"],
+    );
+    assert_eq!(text(&out.stdout), "connect: ErrorCode::ConnectionRefused\n");
+}
+
+#[test]
+fn a_reset_connection_ends_the_0_3_receive_stream_with_connection_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    // Accepts, lets the guest's bytes arrive, and closes without reading them: a reset.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (connection, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(connection);
+    });
+    let out = run_probe(&probe, &["-S", "inherit-network"], &["tcp-reset", &port]);
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The receive stream reports the reset; writes after it meet a connection that is no
+    // longer writable (EPIPE), which the WIT calls `connection-broken`.
+    assert_eq!(
+        text(&out.stdout),
+        "received 0; receive Err(ErrorCode::ConnectionReset); later writes fail true; \
+         send Err(ErrorCode::ConnectionBroken)\n"
+    );
+}
+
+#[test]
+fn bytes_taken_before_a_guest_drops_its_0_3_send_stream_still_reach_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let collector = std::thread::spawn(move || {
+        let (mut connection, _) = listener.accept().unwrap();
+        // Read slowly at first, so the guest's bytes cannot all fit in the kernel.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut received = Vec::new();
+        std::io::Read::read_to_end(&mut connection, &mut received).unwrap();
+        received
+    });
+    let size = 8 << 20;
+    let out = run_probe(
+        &probe,
+        &["-S", "inherit-network"],
+        &["tcp-drop-halfway", &port, &size.to_string()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0 bytes not taken\n");
+    let received = collector.join().unwrap();
+    let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8 ^ 3).collect();
+    assert_eq!(received.len(), expected.len());
+    assert!(received == expected, "the bytes arrived changed");
 }

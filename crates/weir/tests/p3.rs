@@ -60,3 +60,47 @@ fn a_closed_stdout_is_the_pipe_error_for_a_0_3_writer() {
         "flood: 100000 bytes not taken, Err(ErrorCode::Pipe)\n"
     );
 }
+
+/// Runs the probe with `args`, sockets allowed, at most `max_tcp_sockets` TCP sockets;
+/// returns its stdout.
+fn run_tcp_probe(max_tcp_sockets: usize, args: &[&str]) -> String {
+    let stdout = MemoryOutputPipe::new(1 << 16);
+    let stderr = MemoryOutputPipe::new(1 << 16);
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.args(args.iter().copied())
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .network_policy(weir::sockets::NetworkPolicy::allow_all_sockets())
+        .max_tcp_sockets(max_tcp_sockets);
+    let outcome = run_probe(wasi.build()).expect("the command runs");
+    assert_eq!(outcome, Outcome::Success, "{:?}", stderr.contents());
+    String::from_utf8_lossy(&stdout.contents()).into_owned()
+}
+
+#[test]
+fn the_tcp_socket_limit_holds_for_0_3_sockets_and_accepts_wait_for_a_free_slot() {
+    assert_eq!(
+        run_tcp_probe(3, &["probe", "tcp-limits"]),
+        "\
+a fourth socket: Err(ErrorCode::Other(Some(\"the instance's socket limit is reached\")))
+first connect: Ok(())
+second connect: Ok(())
+accept at the limit waits: true
+accept after a drop: true
+another socket at the limit: Err(ErrorCode::Other(Some(\"the instance's socket limit is reached\")))
+"
+    );
+}
+
+#[test]
+fn a_cancelled_0_3_connect_leaves_the_socket_unusable_and_nothing_behind() {
+    let stdout = run_tcp_probe(16, &["probe", "tcp-cancel-connect"]);
+    assert_eq!(
+        stdout,
+        "\
+a connect stayed pending and was cancelled: true
+connect on the cancelled socket: Err(ErrorCode::InvalidState)
+15 sockets again: true
+"
+    );
+}

@@ -87,6 +87,15 @@ pub trait InputStream: Send + 'static {
     fn skip(&mut self, max: usize) -> StreamResult<usize> {
         Ok(self.read(max)?.len())
     }
+    /// `read` into `buffer` (at most its length), returning how many bytes were placed.
+    /// Streams that can receive straight into the caller's memory (a TCP socket into a
+    /// WASI 0.3 guest's buffer) override it to save a copy.
+    fn read_into(&mut self, buffer: &mut [u8]) -> StreamResult<usize> {
+        let bytes = self.read(buffer.len())?;
+        let n = bytes.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
     /// Waits until `read` would make progress or report an error.
     async fn ready(&mut self);
     /// Called when the guest drops the stream.

@@ -7,8 +7,7 @@
 //!
 //! Provided so far: `wasi:cli` (environment, exit, run, stdin/stdout/stderr, terminal-*),
 //! `wasi:clocks` (monotonic-clock, system-clock, types; `timezone` is `@unstable` and not
-//! linked), `wasi:random`, `wasi:sockets` (UDP and name lookup; TCP's `create` returns
-//! `not-supported`). Not yet: `wasi:filesystem` 0.3 (`weir run` refuses a component
+//! linked), `wasi:random`, `wasi:sockets` (TCP, UDP and name lookup). Not yet: `wasi:filesystem` 0.3 (`weir run` refuses a component
 //! importing it, naming it).
 
 pub mod bindings;
@@ -16,6 +15,7 @@ mod cli;
 mod clocks;
 mod random;
 pub mod sockets;
+mod streams;
 
 use wasmtime::component::Linker;
 

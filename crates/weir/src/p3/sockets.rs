@@ -1,5 +1,5 @@
-//! `wasi:sockets@0.3.0`: UDP and name lookup over the 0.2 socket core (the same socket,
-//! state machine, policy checks, limits, counters and `sys` calls); TCP not yet.
+//! `wasi:sockets@0.3.0` over the 0.2 socket core (the same sockets, state machines, policy
+//! checks, limits, counters and `sys` calls).
 //!
 //! - `udp-socket`: `bind`/`connect`/`disconnect` are the 0.2 state machine's steps in one
 //!   call (`connect` and `send` bind implicitly, to the unspecified address, which the
@@ -9,23 +9,37 @@
 //!   several calls and datagrams from senders the policy denies are dropped.
 //! - `ip-name-lookup.resolve-addresses`: the 0.2 lookup (checks, literals, the bounded
 //!   resolver pool), awaited.
-//! - `tcp-socket`: `create` returns `not-supported`, so no TCP socket exists for the other
-//!   methods to act on.
+//! - `tcp-socket`: `bind`/`listen` are the 0.2 steps in one call (`listen` binds implicitly,
+//!   under the `tcp-bind` rules). `connect` waits for the handshake without holding the
+//!   instance. `listen`'s stream accepts when the guest reads it; at the socket limit it
+//!   waits for a free slot instead of accepting and dropping. `send` pipes the guest's
+//!   stream into the connection's 0.2 output stream (its `check-write` permit bounds what
+//!   the host holds; bytes go from guest memory to the kernel without a copy) and closing
+//!   it sends the FIN after the last byte. `receive` reads from the socket straight into the
+//!   guest's buffer; dropping the stream early is `shutdown(SHUT_RD)`.
 
-use std::convert::Infallible;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use wasmtime::component::{Access, Accessor, FutureReader, Resource, StreamReader};
+use tokio::sync::oneshot;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{
+    Access, Accessor, Destination, FutureReader, Resource, StreamProducer, StreamReader,
+    StreamResult as Transfer,
+};
 
 use super::bindings::wasi::sockets::ip_name_lookup;
 use super::bindings::wasi::sockets::types::{
     self, Duration, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
     Ipv6SocketAddress,
 };
+use super::streams::{ByteConsumer, ByteProducer, Finish, outcome_future, resolved_future};
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network as p2;
+use crate::io::StreamError;
 use crate::linker::HasWasi;
+use crate::sockets::tcp::{self, TcpState};
 use crate::sockets::udp::{self as core, UdpState};
 use crate::sockets::{
     Buffer, NetworkStats, SocketError, SocketResult, SocketSlot, check_remote, get_buffer_size,
@@ -39,8 +53,13 @@ pub struct UdpSocket {
     incoming: Option<Arc<tokio::sync::Mutex<core::IncomingDatagramStream>>>,
 }
 
-/// The guest's 0.3 `tcp-socket`: none can exist yet (`create` is `not-supported`).
-pub enum TcpSocket {}
+/// The guest's 0.3 `tcp-socket`: the 0.2 core socket, and whether its one `send` and one
+/// `receive` were taken.
+pub struct TcpSocket {
+    core: tcp::TcpSocket,
+    sending: bool,
+    receiving: bool,
+}
 
 fn p2_family(family: IpAddressFamily) -> p2::IpAddressFamily {
     match family {
@@ -145,12 +164,7 @@ impl UdpSocket {
         if self.core.state != UdpState::Unbound {
             return Ok(());
         }
-        let unspecified = if crate::sockets::is_ipv4(self.core.shared.family) {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        };
-        self.bind(sockets, SocketAddr::new(unspecified, 0))
+        self.bind(sockets, unspecified_address(self.core.shared.family))
     }
 
     /// Changes the association (`connect`/`disconnect`); receives follow the new one.
@@ -427,56 +441,237 @@ impl<U: 'static> types::HostUdpSocketWithStore<U> for HasWasi {
     }
 }
 
-/// What every `tcp-socket` method does: no TCP socket can exist, so the handle is bad.
-fn no_tcp_socket(
-    table: &wasmtime::component::ResourceTable,
-    socket: &Resource<TcpSocket>,
-) -> wasmtime::Result<Infallible> {
-    match *table.get(socket)? {}
+/// The error code a failed TCP byte stream reports through its future, or its trap.
+fn tcp_stream_code(error: StreamError) -> wasmtime::Result<ErrorCode> {
+    match error {
+        // Closed for writing: a peer that went away (EPIPE) or an earlier failure.
+        StreamError::Closed => Ok(ErrorCode::ConnectionBroken),
+        StreamError::LastOperationFailed(error) => Ok(match error.downcast_ref::<io::Error>() {
+            Some(io) => p3_code(crate::sys::socket_error_code(io)),
+            None => ErrorCode::Other(Some(format!("{error:#}"))),
+        }),
+        StreamError::Trap(trap) => Err(trap),
+    }
 }
 
-macro_rules! no_tcp_methods {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $name(&mut self, socket: Resource<TcpSocket>, $($arg: $ty),*) -> wasmtime::Result<$ret> {
-            $(let _ = $arg;)*
-            match no_tcp_socket(self.table, &socket)? {}
-        })*
+impl TcpSocket {
+    fn new(core: tcp::TcpSocket) -> TcpSocket {
+        TcpSocket {
+            core,
+            sending: false,
+            receiving: false,
+        }
+    }
+
+    /// Binds an unbound socket (an explicit `bind`, or the implicit one of `listen`).
+    fn bind(
+        &mut self,
+        sockets: &crate::sockets::SocketsCtx,
+        address: SocketAddr,
+    ) -> SocketResult<()> {
+        self.core
+            .bind(&sockets.config.policy, &sockets.stats, address)?;
+        self.core.state = TcpState::Bound;
+        Ok(())
+    }
+
+    /// `listen`: bound implicitly (to the unspecified address, any port, under the
+    /// policy's `tcp-bind` rules) if the guest did not bind.
+    fn listen(&mut self, sockets: &crate::sockets::SocketsCtx) -> SocketResult<tcp::Acceptor> {
+        if self.core.state == TcpState::Unbound {
+            let unspecified = unspecified_address(self.core.shared.family);
+            self.bind(sockets, unspecified)?;
+        }
+        self.core.listen(&sockets.stats)?;
+        self.core.state = TcpState::Listening;
+        self.core.acceptor()
+    }
+}
+
+/// The unspecified address of `family`, any port: what implicit binds bind to.
+fn unspecified_address(family: p2::IpAddressFamily) -> SocketAddr {
+    let ip = if crate::sockets::is_ipv4(family) {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
+    SocketAddr::new(ip, 0)
+}
+
+impl WasiCtxView<'_> {
+    /// Runs a call on the guest's TCP socket, its result as the 0.3 binding returns it.
+    fn on_tcp<R>(
+        &mut self,
+        socket: &Resource<TcpSocket>,
+        call: impl FnOnce(&mut tcp::TcpSocket) -> SocketResult<R>,
+    ) -> wasmtime::Result<Result<R, ErrorCode>> {
+        let tcp = self.table.get_mut(socket)?;
+        returned(call(&mut tcp.core))
+    }
 }
 
 impl types::HostTcpSocket for WasiCtxView<'_> {
     fn create(
         &mut self,
-        _family: IpAddressFamily,
+        family: IpAddressFamily,
     ) -> wasmtime::Result<Result<Resource<TcpSocket>, ErrorCode>> {
-        Ok(Err(ErrorCode::NotSupported))
+        match returned(tcp::TcpSocket::create(&self.ctx.sockets, p2_family(family)))? {
+            Ok(core) => Ok(Ok(self.table.push(TcpSocket::new(core))?)),
+            Err(code) => Ok(Err(code)),
+        }
     }
 
-    no_tcp_methods! {
-        bind(local_address: IpSocketAddress) -> Result<(), ErrorCode>;
-        get_local_address() -> Result<IpSocketAddress, ErrorCode>;
-        get_remote_address() -> Result<IpSocketAddress, ErrorCode>;
-        get_is_listening() -> bool;
-        get_address_family() -> IpAddressFamily;
-        set_listen_backlog_size(value: u64) -> Result<(), ErrorCode>;
-        get_keep_alive_enabled() -> Result<bool, ErrorCode>;
-        set_keep_alive_enabled(value: bool) -> Result<(), ErrorCode>;
-        get_keep_alive_idle_time() -> Result<Duration, ErrorCode>;
-        set_keep_alive_idle_time(value: Duration) -> Result<(), ErrorCode>;
-        get_keep_alive_interval() -> Result<Duration, ErrorCode>;
-        set_keep_alive_interval(value: Duration) -> Result<(), ErrorCode>;
-        get_keep_alive_count() -> Result<u32, ErrorCode>;
-        set_keep_alive_count(value: u32) -> Result<(), ErrorCode>;
-        get_hop_limit() -> Result<u8, ErrorCode>;
-        set_hop_limit(value: u8) -> Result<(), ErrorCode>;
-        get_receive_buffer_size() -> Result<u64, ErrorCode>;
-        set_receive_buffer_size(value: u64) -> Result<(), ErrorCode>;
-        get_send_buffer_size() -> Result<u64, ErrorCode>;
-        set_send_buffer_size(value: u64) -> Result<(), ErrorCode>;
+    fn bind(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        local_address: IpSocketAddress,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        let sockets = &self.ctx.sockets;
+        let tcp = self.table.get_mut(&socket)?;
+        returned(tcp.bind(sockets, to_socket_addr(local_address)))
+    }
+
+    fn get_local_address(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<IpSocketAddress, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.local_address().map(from_socket_addr))
+    }
+
+    fn get_remote_address(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<IpSocketAddress, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.remote_address().map(from_socket_addr))
+    }
+
+    fn get_is_listening(&mut self, socket: Resource<TcpSocket>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&socket)?.core.state == TcpState::Listening)
+    }
+
+    fn get_address_family(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<IpAddressFamily> {
+        Ok(p3_family(self.table.get(&socket)?.core.shared.family))
+    }
+
+    fn set_listen_backlog_size(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: u64,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_listen_backlog_size(value))
+    }
+
+    fn get_keep_alive_enabled(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<bool, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.keep_alive_enabled())
+    }
+
+    fn set_keep_alive_enabled(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: bool,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_keep_alive_enabled(value))
+    }
+
+    fn get_keep_alive_idle_time(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<Duration, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.keep_alive_idle_time())
+    }
+
+    fn set_keep_alive_idle_time(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: Duration,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_keep_alive_idle_time(value))
+    }
+
+    fn get_keep_alive_interval(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<Duration, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.keep_alive_interval())
+    }
+
+    fn set_keep_alive_interval(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: Duration,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_keep_alive_interval(value))
+    }
+
+    fn get_keep_alive_count(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<u32, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.keep_alive_count())
+    }
+
+    fn set_keep_alive_count(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: u32,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_keep_alive_count(value))
+    }
+
+    fn get_hop_limit(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<u8, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.hop_limit())
+    }
+
+    fn set_hop_limit(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: u8,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_hop_limit(value))
+    }
+
+    fn get_receive_buffer_size(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<u64, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.buffer_size(Buffer::Receive))
+    }
+
+    fn set_receive_buffer_size(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: u64,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_buffer_size(Buffer::Receive, value))
+    }
+
+    fn get_send_buffer_size(
+        &mut self,
+        socket: Resource<TcpSocket>,
+    ) -> wasmtime::Result<Result<u64, ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.buffer_size(Buffer::Send))
+    }
+
+    fn set_send_buffer_size(
+        &mut self,
+        socket: Resource<TcpSocket>,
+        value: u64,
+    ) -> wasmtime::Result<Result<(), ErrorCode>> {
+        self.on_tcp(&socket, |tcp| tcp.set_buffer_size(Buffer::Send, value))
     }
 
     fn drop(&mut self, socket: Resource<TcpSocket>) -> wasmtime::Result<()> {
-        match no_tcp_socket(self.table, &socket)? {}
+        self.table.delete(socket)?;
+        Ok(())
     }
 }
 
@@ -484,32 +679,189 @@ impl<U: 'static> types::HostTcpSocketWithStore<U> for HasWasi {
     async fn connect(
         accessor: &Accessor<U, Self>,
         socket: Resource<TcpSocket>,
-        _remote_address: IpSocketAddress,
+        remote_address: IpSocketAddress,
     ) -> wasmtime::Result<Result<(), ErrorCode>> {
-        let never = accessor.with(|mut access| no_tcp_socket(access.get().table, &socket));
-        match never? {}
+        let started = accessor.with(|mut access| -> SocketResult<_> {
+            let view = access.get();
+            let sockets = &view.ctx.sockets;
+            let tcp = &mut view.table.get_mut(&socket)?.core;
+            tcp.start_connect(
+                &sockets.config.policy,
+                &sockets.stats,
+                to_socket_addr(remote_address),
+            )?;
+            Ok(tcp.shared.clone())
+        });
+        let shared = match returned(started)? {
+            Ok(shared) => shared,
+            Err(code) => return Ok(Err(code)),
+        };
+        // Waits without holding the instance. A guest that cancels this subtask leaves the
+        // socket `connecting`: it can only be dropped, as after a failed connect.
+        tcp::TcpSocket::wait_for_connect(&shared).await;
+        accessor.with(|mut access| {
+            let tcp = &mut access.get().table.get_mut(&socket)?.core;
+            returned(tcp.finish_connect())
+        })
     }
 
     fn listen(
         mut host: Access<'_, U, Self>,
         socket: Resource<TcpSocket>,
     ) -> wasmtime::Result<Result<StreamReader<Resource<TcpSocket>>, ErrorCode>> {
-        match no_tcp_socket(host.get().table, &socket)? {}
+        let getter = host.getter();
+        let view = host.get();
+        let sockets = &view.ctx.sockets;
+        let limit = tcp::TcpLimit::of(sockets);
+        let tcp = view.table.get_mut(&socket)?;
+        let acceptor = match returned(tcp.listen(sockets))? {
+            Ok(acceptor) => acceptor,
+            Err(code) => return Ok(Err(code)),
+        };
+        let connections = Connections {
+            acceptor: Arc::new(acceptor),
+            limit,
+            table: getter,
+            waiting: None,
+        };
+        Ok(Ok(StreamReader::new(&mut host, connections)?))
     }
 
     fn send(
         mut host: Access<'_, U, Self>,
         socket: Resource<TcpSocket>,
-        _data: StreamReader<u8>,
+        mut data: StreamReader<u8>,
     ) -> wasmtime::Result<FutureReader<Result<(), ErrorCode>>> {
-        match no_tcp_socket(host.get().table, &socket)? {}
+        let tcp = host.get().table.get_mut(&socket)?;
+        if tcp.core.state != TcpState::Connected || tcp.sending {
+            data.close(&mut host)?;
+            return resolved_future(&mut host, Err(ErrorCode::InvalidState));
+        }
+        tcp.sending = true;
+        let shared = tcp.core.shared.clone();
+        let output = Box::new(tcp.core.output_stream());
+        // Closing the stream is `shutdown(SHUT_WR)`: the FIN follows the last byte, and the
+        // future resolves once the kernel has every byte.
+        let fin: Finish<ErrorCode> = Box::new(move |_stream| {
+            Box::pin(async move {
+                returned(shared.shutdown_send()).unwrap_or(Ok(()))?;
+                shared
+                    .delivered()
+                    .await
+                    .map_err(|error| p3_code(crate::sys::socket_error_code(&error)))
+            })
+        });
+        let (sender, receiver) = oneshot::channel();
+        data.pipe(
+            &mut host,
+            ByteConsumer::new(output, sender, tcp_stream_code, fin),
+        )?;
+        outcome_future(&mut host, receiver)
     }
 
     fn receive(
         mut host: Access<'_, U, Self>,
         socket: Resource<TcpSocket>,
     ) -> wasmtime::Result<(StreamReader<u8>, FutureReader<Result<(), ErrorCode>>)> {
-        match no_tcp_socket(host.get().table, &socket)? {}
+        let tcp = host.get().table.get_mut(&socket)?;
+        if tcp.core.state != TcpState::Connected || tcp.receiving {
+            let ended = StreamReader::new(&mut host, Ended)?;
+            return Ok((
+                ended,
+                resolved_future(&mut host, Err(ErrorCode::InvalidState))?,
+            ));
+        }
+        tcp.receiving = true;
+        let shared = tcp.core.shared.clone();
+        let input = Box::new(tcp.core.input_stream());
+        let (sender, receiver) = oneshot::channel();
+        // The end of the stream is the peer's FIN (success) or the connection's failure.
+        let producer = ByteProducer::new(input, sender, tcp_stream_code)
+            // Dropping the stream early is `shutdown(SHUT_RD)`.
+            .on_abandon(move || {
+                let _ = shared.shutdown_receive();
+            });
+        let stream = StreamReader::new(&mut host, producer)?;
+        Ok((stream, outcome_future(&mut host, receiver)?))
+    }
+}
+
+/// How long `listen`'s stream waits before accepting again after a failure that is not
+/// "nothing pending" (the socket limit reached, a transient `accept` error): the stream
+/// stays open, as the WIT asks, without spinning.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The stream of connections `listen` returns: each accepted connection becomes a
+/// `tcp-socket` in the guest's table when the guest reads it.
+struct Connections<U: 'static> {
+    acceptor: Arc<tcp::Acceptor>,
+    limit: tcp::TcpLimit,
+    table: fn(&mut U) -> WasiCtxView<'_>,
+    waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl<U: 'static> StreamProducer<U> for Connections<U> {
+    type Item = Resource<TcpSocket>;
+    type Buffer = Option<Resource<TcpSocket>>;
+
+    fn poll_produce<'a>(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        mut store: StoreContextMut<'a, U>,
+        mut destination: Destination<'a, Self::Item, Self::Buffer>,
+        finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<Transfer>> {
+        use std::task::Poll;
+        loop {
+            if let Some(waiting) = &mut self.waiting {
+                match waiting.as_mut().poll(cx) {
+                    Poll::Ready(()) => self.waiting = None,
+                    Poll::Pending if finish => return Poll::Ready(Ok(Transfer::Cancelled)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            // A zero-length read asks whether a connection is ready: answering yes without
+            // accepting is allowed, and accepting now could strand the connection.
+            if destination.remaining(&mut store) == Some(0) {
+                return Poll::Ready(Ok(Transfer::Completed));
+            }
+            match self.acceptor.accept(&self.limit) {
+                Ok(core) => {
+                    let connection = (self.table)(store.data_mut())
+                        .table
+                        .push(TcpSocket::new(core))?;
+                    destination.set_buffer(Some(connection));
+                    return Poll::Ready(Ok(Transfer::Completed));
+                }
+                Err(SocketError::Code(p2::ErrorCode::WouldBlock)) => {
+                    let acceptor = self.acceptor.clone();
+                    self.waiting = Some(Box::pin(async move { acceptor.ready().await }));
+                }
+                Err(SocketError::Code(code)) => {
+                    tracing::debug!(target: "weir::tcp", ?code, "accept failed; retrying");
+                    self.waiting = Some(Box::pin(tokio::time::sleep(ACCEPT_RETRY)));
+                }
+                Err(SocketError::Trap(trap)) => return Poll::Ready(Err(trap)),
+            }
+        }
+    }
+}
+
+/// A stream that ends at once (`receive` called when it may not be).
+struct Ended;
+
+impl<D> StreamProducer<D> for Ended {
+    type Item = u8;
+    type Buffer = Option<u8>;
+
+    fn poll_produce<'a>(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _store: StoreContextMut<'a, D>,
+        _destination: Destination<'a, u8, Option<u8>>,
+        _finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<Transfer>> {
+        std::task::Poll::Ready(Ok(Transfer::Dropped))
     }
 }
 

@@ -24,8 +24,9 @@ use wasmtime::component::Resource;
 
 use super::{
     Buffer, Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult,
-    SocketSlot, check_family, check_unicast, check_unicast_remote, enforce, from_socket_addr,
-    get_buffer_size, hop_limit, is_ipv4, set_buffer_size, set_hop_limit, to_socket_addr,
+    SocketSlot, SocketsCtx, check_family, check_unicast, check_unicast_remote, enforce,
+    from_socket_addr, get_buffer_size, hop_limit, is_ipv4, set_buffer_size, set_hop_limit,
+    to_socket_addr,
 };
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
@@ -33,7 +34,7 @@ use crate::bindings::wasi::sockets::tcp::{self as tcp_bindings, ShutdownType};
 use crate::bindings::wasi::sockets::tcp_create_socket;
 use crate::io::{
     InputStream, InputStreamResource, OutputStream, OutputStreamResource, Pollable,
-    PollableResource, StreamError, StreamResult, subscribe,
+    PollableResource, SliceWriter, StreamError, StreamResult, subscribe,
 };
 
 /// The largest `check-write` permit of a TCP output stream.
@@ -204,7 +205,7 @@ pub(crate) struct TcpShared {
     /// earlier: an unconnected socket reports a hang-up, which tokio keeps as permanent
     /// "closed" readiness, and every wait would then return at once.
     readiness: OnceLock<AsyncFd<Arc<Socket>>>,
-    family: IpAddressFamily,
+    pub(crate) family: IpAddressFamily,
     writer: Mutex<WriterState>,
     /// Signalled when the background writer finished with the unsent bytes.
     writer_idle: Notify,
@@ -439,9 +440,50 @@ impl TcpShared {
     }
 }
 
+impl TcpShared {
+    /// `shutdown(receive)`: the input stream ends.
+    pub(crate) fn shutdown_receive(&self) -> SocketResult<()> {
+        self.receive_closed.store(true, Ordering::Release);
+        shutdown_ignoring_disconnect(self.sock(), Shutdown::Read)
+    }
+
+    /// `shutdown(send)`: no more writes; the FIN follows any bytes still unsent (the
+    /// background writer sends it after them).
+    pub(crate) fn shutdown_send(&self) -> SocketResult<()> {
+        let mut writer = self.writer();
+        writer.send_closed = true;
+        if writer.unsent.is_empty() {
+            drop(writer);
+            shutdown_ignoring_disconnect(self.sock(), Shutdown::Write)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until no accepted byte is left unsent, and reports the background writer's
+    /// failure if it had one.
+    pub(crate) async fn delivered(&self) -> io::Result<()> {
+        loop {
+            let idle = self.writer_idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            {
+                let mut writer = self.writer();
+                if let Some(error) = writer.error.take() {
+                    writer.failed = true;
+                    return Err(error);
+                }
+                if !writer.draining {
+                    return Ok(());
+                }
+            }
+            idle.await;
+        }
+    }
+}
+
 /// The WIT's socket states (`closed` covers a failed connect).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TcpState {
+pub(crate) enum TcpState {
     Unbound,
     BindStarted,
     Bound,
@@ -455,8 +497,8 @@ enum TcpState {
 
 /// The guest's `tcp-socket` resource.
 pub struct TcpSocket {
-    shared: Arc<TcpShared>,
-    state: TcpState,
+    pub(crate) shared: Arc<TcpShared>,
+    pub(crate) state: TcpState,
     /// The policy of the network the socket was bound or connected on.
     policy: Option<Arc<NetworkPolicy>>,
     listen_backlog: u32,
@@ -489,35 +531,363 @@ impl TcpSocket {
     }
 
     fn streams(&self) -> (TcpInputStream, TcpOutputStream) {
-        (
-            TcpInputStream {
-                shared: self.shared.clone(),
-                failed: false,
-                wait_error: None,
-            },
-            TcpOutputStream {
-                shared: self.shared.clone(),
-            },
-        )
+        (self.input_stream(), self.output_stream())
+    }
+
+    /// The connection's receiving side as a Weir stream.
+    pub(crate) fn input_stream(&self) -> TcpInputStream {
+        TcpInputStream {
+            shared: self.shared.clone(),
+            failed: false,
+            wait_error: None,
+        }
+    }
+
+    /// The connection's sending side as a Weir stream.
+    pub(crate) fn output_stream(&self) -> TcpOutputStream {
+        TcpOutputStream {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A listening socket's accepting side.
+pub(crate) struct Acceptor {
+    shared: Arc<TcpShared>,
+    policy: Arc<NetworkPolicy>,
+}
+
+impl Acceptor {
+    /// Accepts one pending connection (`would-block` when none is pending). Connections
+    /// from peers the policy denies are closed and skipped.
+    pub(crate) fn accept(&self, limit: &TcpLimit) -> SocketResult<TcpSocket> {
+        let shared = &self.shared;
+        // The slot comes first: at the limit, connections stay queued instead of being
+        // accepted and dropped.
+        let slot = SocketSlot::take(&limit.open, limit.max)?;
+        let (connection, peer) = loop {
+            let (connection, peer) = shared.socket.accept()?;
+            let Some(peer) = peer.as_socket() else {
+                continue;
+            };
+            // A refused peer is disconnected; the guest only sees connections it may accept.
+            if enforce(&self.policy, &shared.stats, NetworkUse::TcpAccept, peer).is_ok() {
+                break (connection, peer);
+            }
+        };
+        tracing::trace!(target: "weir::tcp", %peer, "accepted");
+        let accepted = TcpShared::new(
+            connection,
+            shared.family,
+            shared.stats.clone(),
+            shared.writers.clone(),
+            slot,
+        )?;
+        accepted.register()?;
+        NetworkStats::add(&accepted.stats.tcp_connections, 1);
+        Ok(TcpSocket {
+            shared: accepted,
+            state: TcpState::Connected,
+            policy: Some(self.policy.clone()),
+            // A connected socket never listens; the value only answers the setter's state check.
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+        })
+    }
+
+    /// Waits until a connection is pending (or the socket reports an error).
+    pub(crate) async fn ready(&self) {
+        TcpSocket::wait_for_connection(&self.shared).await
+    }
+}
+
+/// An instance's TCP socket limit: its open-socket count and maximum.
+pub(crate) struct TcpLimit {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl TcpLimit {
+    pub(crate) fn of(sockets: &SocketsCtx) -> TcpLimit {
+        TcpLimit {
+            open: sockets.open_tcp_sockets.clone(),
+            max: sockets.config.max_tcp_sockets,
+        }
+    }
+}
+
+/// The socket operations both ABIs share: each is the WIT's checks, the policy and the
+/// system call, leaving the ABI only its own state steps (0.2's `start-*`/`finish-*` pairs)
+/// and its resource types.
+impl TcpSocket {
+    /// A new unbound socket, if the instance may use TCP and is under its socket limit.
+    pub(crate) fn create(sockets: &SocketsCtx, family: IpAddressFamily) -> SocketResult<TcpSocket> {
+        if !sockets.config.tcp {
+            return Err(ErrorCode::AccessDenied.into());
+        }
+        let slot = SocketSlot::take(&sockets.open_tcp_sockets, sockets.config.max_tcp_sockets)?;
+        let socket = new_socket(family).map_err(super::create_error)?;
+        let shared = TcpShared::new(
+            socket,
+            family,
+            sockets.stats.clone(),
+            sockets.background_writers.clone(),
+            slot,
+        )?;
+        Ok(TcpSocket {
+            shared,
+            state: TcpState::Unbound,
+            policy: None,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+        })
+    }
+
+    /// Binds an unbound socket to `address` under `policy`; the caller sets the new state.
+    pub(crate) fn bind(
+        &mut self,
+        policy: &Arc<NetworkPolicy>,
+        stats: &NetworkStats,
+        address: std::net::SocketAddr,
+    ) -> SocketResult<()> {
+        match self.state {
+            TcpState::Unbound => {}
+            TcpState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        check_family(self.shared.family, &address)?;
+        check_unicast(&address)?;
+        enforce(policy, stats, NetworkUse::TcpBind, address)?;
+        // The WIT asks that a recent TIME_WAIT on the address not block the bind.
+        self.sock().set_reuse_address(address.port() != 0)?;
+        self.sock().bind(&address.into())?;
+        self.attach(policy)?;
+        Ok(())
+    }
+
+    /// Starts connecting to `remote`: the socket is `Connecting` until
+    /// [`connect_settled`](Self::connect_settled), then [`finish_connect`](Self::finish_connect).
+    pub(crate) fn start_connect(
+        &mut self,
+        policy: &Arc<NetworkPolicy>,
+        stats: &NetworkStats,
+        remote: std::net::SocketAddr,
+    ) -> SocketResult<()> {
+        match self.state {
+            TcpState::Unbound | TcpState::Bound => {}
+            TcpState::BindStarted | TcpState::ListenStarted | TcpState::Connecting => {
+                return Err(ErrorCode::ConcurrencyConflict.into());
+            }
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        check_unicast_remote(self.shared.family, &remote)?;
+        self.attach(policy)?;
+        enforce(policy, stats, NetworkUse::TcpConnect, remote)?;
+        match self.sock().connect(&remote.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
+            Err(e) => {
+                self.state = TcpState::Closed;
+                return Err(connect_error(e));
+            }
+        }
+        self.shared.register()?;
+        self.state = TcpState::Connecting;
+        Ok(())
+    }
+
+    /// Whether a connect in progress has succeeded or failed (without waiting).
+    pub(crate) fn connect_settled(&self) -> bool {
+        use rustix::event::PollFlags;
+        !self
+            .shared
+            .poll_now(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP)
+            .is_empty()
+    }
+
+    /// Waits until a listening socket has a connection to accept (or an error).
+    pub(crate) async fn wait_for_connection(shared: &TcpShared) {
+        use rustix::event::PollFlags;
+        let _ = shared
+            .wait_for(Interest::READABLE, PollFlags::IN | PollFlags::ERR)
+            .await;
+    }
+
+    /// Waits until a connect in progress settles.
+    pub(crate) async fn wait_for_connect(shared: &TcpShared) {
+        use rustix::event::PollFlags;
+        let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
+        // A failed wait (reactor gone) leaves the error for `finish_connect`.
+        let _ = shared.wait_for(Interest::WRITABLE, events).await;
+    }
+
+    /// Ends a settled connect: `Connected`, or `Closed` with the connect's error.
+    pub(crate) fn finish_connect(&mut self) -> SocketResult<()> {
+        if let Some(error) = self.sock().take_error()? {
+            self.state = TcpState::Closed;
+            return Err(connect_error(error));
+        }
+        if let Err(error) = self.sock().peer_addr() {
+            self.state = TcpState::Closed;
+            return Err(connect_error(error));
+        }
+        self.state = TcpState::Connected;
+        NetworkStats::add(&self.shared.stats.tcp_connections, 1);
+        Ok(())
+    }
+
+    /// Starts listening on a bound socket; the caller sets the new state.
+    pub(crate) fn listen(&mut self, stats: &NetworkStats) -> SocketResult<()> {
+        match self.state {
+            TcpState::Bound => {}
+            TcpState::BindStarted | TcpState::ListenStarted | TcpState::Connecting => {
+                return Err(ErrorCode::ConcurrencyConflict.into());
+            }
+            _ => return Err(ErrorCode::InvalidState.into()),
+        }
+        let local = self
+            .sock()
+            .local_addr()?
+            .as_socket()
+            .ok_or(ErrorCode::InvalidState)?;
+        let policy = self.policy.clone().ok_or(ErrorCode::InvalidState)?;
+        enforce(&policy, stats, NetworkUse::TcpListen, local)?;
+        let backlog = i32::try_from(self.listen_backlog).unwrap_or(i32::MAX);
+        self.sock().listen(backlog)?;
+        self.shared.register()?;
+        Ok(())
+    }
+
+    /// Accepts one pending connection of a listening socket (`would-block` when none is
+    /// pending).
+    pub(crate) fn accept(&self, limit: &TcpLimit) -> SocketResult<TcpSocket> {
+        self.acceptor()?.accept(limit)
+    }
+
+    /// What accepting needs, detached from the listening socket's resource (a WASI 0.3
+    /// listen stream accepts while the guest owns the socket).
+    pub(crate) fn acceptor(&self) -> SocketResult<Acceptor> {
+        if self.state != TcpState::Listening {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        Ok(Acceptor {
+            shared: self.shared.clone(),
+            policy: self.policy.clone().ok_or(ErrorCode::InvalidState)?,
+        })
+    }
+
+    pub(crate) fn local_address(&self) -> SocketResult<std::net::SocketAddr> {
+        if matches!(
+            self.state,
+            TcpState::Unbound | TcpState::BindStarted | TcpState::Closed
+        ) {
+            return Err(ErrorCode::InvalidState.into());
+        }
+        let address = self.sock().local_addr()?.as_socket();
+        Ok(address.ok_or(ErrorCode::InvalidState)?)
+    }
+
+    pub(crate) fn remote_address(&self) -> SocketResult<std::net::SocketAddr> {
+        self.require_connected()?;
+        let address = self.sock().peer_addr()?.as_socket();
+        Ok(address.ok_or(ErrorCode::InvalidState)?)
+    }
+
+    pub(crate) fn set_listen_backlog_size(&mut self, value: u64) -> SocketResult<()> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        let backlog = u32::try_from(value)
+            .unwrap_or(u32::MAX)
+            .min(i32::MAX as u32);
+        match self.state {
+            TcpState::Connecting | TcpState::Connected | TcpState::Closed => {
+                Err(ErrorCode::InvalidState.into())
+            }
+            TcpState::Listening | TcpState::ListenStarted => {
+                // Linux applies a new backlog to a listening socket by listening again.
+                self.sock().listen(backlog as i32)?;
+                self.listen_backlog = backlog;
+                Ok(())
+            }
+            _ => {
+                self.listen_backlog = backlog;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn keep_alive_enabled(&self) -> SocketResult<bool> {
+        Ok(self.sock().keepalive()?)
+    }
+
+    pub(crate) fn set_keep_alive_enabled(&self, value: bool) -> SocketResult<()> {
+        Ok(self.sock().set_keepalive(value)?)
+    }
+
+    pub(crate) fn keep_alive_idle_time(&self) -> SocketResult<u64> {
+        Ok(nanos(rustix::net::sockopt::tcp_keepidle(
+            &*self.shared.socket,
+        )?))
+    }
+
+    pub(crate) fn set_keep_alive_idle_time(&self, value: u64) -> SocketResult<()> {
+        let idle = keepalive_seconds(value)?;
+        Ok(rustix::net::sockopt::set_tcp_keepidle(
+            &*self.shared.socket,
+            idle,
+        )?)
+    }
+
+    pub(crate) fn keep_alive_interval(&self) -> SocketResult<u64> {
+        Ok(nanos(rustix::net::sockopt::tcp_keepintvl(
+            &*self.shared.socket,
+        )?))
+    }
+
+    pub(crate) fn set_keep_alive_interval(&self, value: u64) -> SocketResult<()> {
+        let interval = keepalive_seconds(value)?;
+        Ok(rustix::net::sockopt::set_tcp_keepintvl(
+            &*self.shared.socket,
+            interval,
+        )?)
+    }
+
+    pub(crate) fn keep_alive_count(&self) -> SocketResult<u32> {
+        Ok(rustix::net::sockopt::tcp_keepcnt(&*self.shared.socket)?)
+    }
+
+    pub(crate) fn set_keep_alive_count(&self, value: u32) -> SocketResult<()> {
+        if value == 0 {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        Ok(rustix::net::sockopt::set_tcp_keepcnt(
+            &*self.shared.socket,
+            value.min(MAX_KEEPALIVE_COUNT),
+        )?)
+    }
+
+    pub(crate) fn hop_limit(&self) -> SocketResult<u8> {
+        hop_limit(self.sock(), self.shared.family)
+    }
+
+    pub(crate) fn set_hop_limit(&self, value: u8) -> SocketResult<()> {
+        set_hop_limit(self.sock(), self.shared.family, value)
+    }
+
+    pub(crate) fn buffer_size(&self, which: Buffer) -> SocketResult<u64> {
+        get_buffer_size(self.sock(), which)
+    }
+
+    pub(crate) fn set_buffer_size(&self, which: Buffer, value: u64) -> SocketResult<()> {
+        set_buffer_size(self.sock(), which, value)
     }
 }
 
 #[async_trait::async_trait]
 impl Pollable for TcpSocket {
     async fn ready(&mut self) {
-        use rustix::event::PollFlags;
         match self.state {
-            TcpState::Connecting => {
-                // A finished connect (or a failed one) makes the socket writable or
-                // reports an error/hang-up.
-                let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
-                // A failed wait (reactor gone) leaves the error for `finish-connect`.
-                let _ = self.shared.wait_for(Interest::WRITABLE, events).await;
-            }
-            TcpState::Listening => {
-                let events = PollFlags::IN | PollFlags::ERR;
-                let _ = self.shared.wait_for(Interest::READABLE, events).await;
-            }
+            TcpState::Connecting => TcpSocket::wait_for_connect(&self.shared).await,
+            TcpState::Listening => TcpSocket::wait_for_connection(&self.shared).await,
             // Bind and listen complete within their `start-*` call; other states have
             // nothing in progress.
             _ => {}
@@ -537,38 +907,22 @@ pub struct TcpInputStream {
 #[async_trait::async_trait]
 impl InputStream for TcpInputStream {
     fn read(&mut self, max: usize) -> StreamResult<Bytes> {
-        if self.failed || self.shared.receive_closed.load(Ordering::Acquire) {
-            return Err(StreamError::Closed);
-        }
-        if let Some(error) = self.wait_error.take() {
-            self.failed = true;
-            return Err(StreamError::from_io(error));
-        }
         let len = max.min(MAX_READ_CHUNK);
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
         let mut buffer = BytesMut::new();
-        let received = crate::sys::receive_into(&self.shared.socket, &mut buffer, len);
-        match received {
-            Ok(0) => Err(StreamError::Closed),
-            Ok(n) => {
-                NetworkStats::add(&self.shared.stats.tcp_bytes_received, n as u64);
-                Ok(buffer.freeze())
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // A wake-up lost to the clearing costs nothing: `wait_for` asks the kernel
-                // before it sleeps.
-                if let Some(registration) = self.shared.readiness.get() {
-                    super::clear_read_readiness(registration);
-                }
-                Ok(Bytes::new())
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(StreamError::from_io(e))
-            }
-        }
+        let shared = self.shared.clone();
+        self.receive(len, |len| {
+            crate::sys::receive_into(&shared.socket, &mut buffer, len)
+        })?;
+        Ok(buffer.freeze())
+    }
+
+    fn read_into(&mut self, buffer: &mut [u8]) -> StreamResult<usize> {
+        let len = buffer.len().min(MAX_READ_CHUNK);
+        let shared = self.shared.clone();
+        self.receive(len, |len| {
+            use std::io::Read;
+            (&*shared.socket).read(&mut buffer[..len])
+        })
     }
 
     async fn ready(&mut self) {
@@ -585,6 +939,46 @@ impl InputStream for TcpInputStream {
     }
 }
 
+impl TcpInputStream {
+    /// One `recv` of at most `len` bytes through `recv` (which places them), with the
+    /// stream's end and failure rules: 0 bytes from the kernel is the end of the stream.
+    fn receive(
+        &mut self,
+        len: usize,
+        recv: impl FnOnce(usize) -> io::Result<usize>,
+    ) -> StreamResult<usize> {
+        if self.failed || self.shared.receive_closed.load(Ordering::Acquire) {
+            return Err(StreamError::Closed);
+        }
+        if let Some(error) = self.wait_error.take() {
+            self.failed = true;
+            return Err(StreamError::from_io(error));
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        match recv(len) {
+            Ok(0) => Err(StreamError::Closed),
+            Ok(n) => {
+                NetworkStats::add(&self.shared.stats.tcp_bytes_received, n as u64);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A wake-up lost to the clearing costs nothing: `wait_for` asks the kernel
+                // before it sleeps.
+                if let Some(registration) = self.shared.readiness.get() {
+                    super::clear_read_readiness(registration);
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(StreamError::from_io(e))
+            }
+        }
+    }
+}
+
 /// A connection's `output-stream`.
 pub struct TcpOutputStream {
     shared: Arc<TcpShared>,
@@ -593,7 +987,11 @@ pub struct TcpOutputStream {
 impl TcpOutputStream {
     /// The stream's state before any operation: closed, failed, or busy with unsent bytes.
     fn status(&self) -> StreamResult<bool> {
-        let mut writer = self.shared.writer();
+        Self::status_of(&self.shared)
+    }
+
+    fn status_of(shared: &TcpShared) -> StreamResult<bool> {
+        let mut writer = shared.writer();
         if let Some(error) = writer.error.take() {
             writer.failed = true;
             return Err(StreamError::from_io(error));
@@ -615,17 +1013,13 @@ impl OutputStream for TcpOutputStream {
     }
 
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.status()?;
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        // Counted when accepted from the guest: from here on, delivering them is the host's
-        // job.
-        NetworkStats::add(&self.shared.stats.tcp_bytes_sent, bytes.len() as u64);
-        self.shared.write(&bytes).map_err(|error| {
-            self.shared.writer().failed = true;
-            StreamError::from_io(error)
-        })
+        TcpSliceWriter(self.shared.clone()).write_slice(&bytes)
+    }
+
+    /// Bytes borrowed from guest memory go to the kernel without a copy (only a remainder
+    /// the kernel did not take is copied, into the unsent buffer).
+    fn slice_writer(&self) -> Option<Arc<dyn SliceWriter>> {
+        Some(Arc::new(TcpSliceWriter(self.shared.clone())))
     }
 
     /// Bytes go to the kernel as they are written; a flush only has to wait for the unsent
@@ -684,6 +1078,26 @@ impl OutputStream for TcpOutputStream {
     }
 }
 
+/// Writes a connection's bytes borrowed from the caller (guest memory).
+struct TcpSliceWriter(Arc<TcpShared>);
+
+impl SliceWriter for TcpSliceWriter {
+    fn write_slice(&self, bytes: &[u8]) -> StreamResult<()> {
+        let shared = &self.0;
+        TcpOutputStream::status_of(shared)?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // Counted when accepted from the guest: from here on, delivering them is the host's
+        // job.
+        NetworkStats::add(&shared.stats.tcp_bytes_sent, bytes.len() as u64);
+        shared.write(bytes).map_err(|error| {
+            shared.writer().failed = true;
+            StreamError::from_io(error)
+        })
+    }
+}
+
 type SocketHandle = Resource<TcpSocket>;
 type StreamPair = (
     Resource<InputStreamResource>,
@@ -724,25 +1138,7 @@ fn new_socket(family: IpAddressFamily) -> io::Result<Socket> {
 
 impl tcp_create_socket::Host for WasiCtxView<'_> {
     fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<SocketHandle> {
-        let sockets = &self.ctx.sockets;
-        if !sockets.config.tcp {
-            return Err(ErrorCode::AccessDenied.into());
-        }
-        let slot = SocketSlot::take(&sockets.open_tcp_sockets, sockets.config.max_tcp_sockets)?;
-        let socket = new_socket(family).map_err(super::create_error)?;
-        let shared = TcpShared::new(
-            socket,
-            family,
-            sockets.stats.clone(),
-            sockets.background_writers.clone(),
-            slot,
-        )?;
-        let socket = TcpSocket {
-            shared,
-            state: TcpState::Unbound,
-            policy: None,
-            listen_backlog: DEFAULT_LISTEN_BACKLOG,
-        };
+        let socket = TcpSocket::create(&self.ctx.sockets, family)?;
         Ok(self.table.push(socket)?)
     }
 }
@@ -775,19 +1171,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         let policy = self.table.get(&network)?.policy.clone();
         let stats = self.ctx.sockets.stats.clone();
         let tcp = self.tcp(&socket)?;
-        match tcp.state {
-            TcpState::Unbound => {}
-            TcpState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
-            _ => return Err(ErrorCode::InvalidState.into()),
-        }
-        let address = to_socket_addr(local_address);
-        check_family(tcp.shared.family, &address)?;
-        check_unicast(&address)?;
-        enforce(&policy, &stats, NetworkUse::TcpBind, address)?;
-        // The WIT asks that a recent TIME_WAIT on the address not block the bind.
-        tcp.sock().set_reuse_address(address.port() != 0)?;
-        tcp.sock().bind(&address.into())?;
-        tcp.attach(&policy)?;
+        tcp.bind(&policy, &stats, to_socket_addr(local_address))?;
         tcp.state = TcpState::BindStarted;
         Ok(())
     }
@@ -810,53 +1194,18 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         let policy = self.table.get(&network)?.policy.clone();
         let stats = self.ctx.sockets.stats.clone();
         let tcp = self.tcp(&socket)?;
-        match tcp.state {
-            TcpState::Unbound | TcpState::Bound => {}
-            TcpState::BindStarted | TcpState::ListenStarted | TcpState::Connecting => {
-                return Err(ErrorCode::ConcurrencyConflict.into());
-            }
-            _ => return Err(ErrorCode::InvalidState.into()),
-        }
-        let remote = to_socket_addr(remote_address);
-        check_unicast_remote(tcp.shared.family, &remote)?;
-        tcp.attach(&policy)?;
-        enforce(&policy, &stats, NetworkUse::TcpConnect, remote)?;
-        match tcp.sock().connect(&remote.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
-            Err(e) => {
-                tcp.state = TcpState::Closed;
-                return Err(connect_error(e));
-            }
-        }
-        tcp.shared.register()?;
-        tcp.state = TcpState::Connecting;
-        Ok(())
+        tcp.start_connect(&policy, &stats, to_socket_addr(remote_address))
     }
 
     fn finish_connect(&mut self, socket: SocketHandle) -> SocketResult<StreamPair> {
-        use rustix::event::PollFlags;
         let tcp = self.tcp(&socket)?;
         if tcp.state != TcpState::Connecting {
             return Err(ErrorCode::NotInProgress.into());
         }
-        if tcp
-            .shared
-            .poll_now(PollFlags::OUT | PollFlags::ERR | PollFlags::HUP)
-            .is_empty()
-        {
+        if !tcp.connect_settled() {
             return Err(ErrorCode::WouldBlock.into());
         }
-        if let Some(error) = tcp.sock().take_error()? {
-            tcp.state = TcpState::Closed;
-            return Err(connect_error(error));
-        }
-        if let Err(error) = tcp.sock().peer_addr() {
-            tcp.state = TcpState::Closed;
-            return Err(connect_error(error));
-        }
-        tcp.state = TcpState::Connected;
-        NetworkStats::add(&tcp.shared.stats.tcp_connections, 1);
+        tcp.finish_connect()?;
         let streams = tcp.streams();
         self.push_streams(streams)
     }
@@ -864,23 +1213,7 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
     fn start_listen(&mut self, socket: SocketHandle) -> SocketResult<()> {
         let stats = self.ctx.sockets.stats.clone();
         let tcp = self.tcp(&socket)?;
-        match tcp.state {
-            TcpState::Bound => {}
-            TcpState::BindStarted | TcpState::ListenStarted | TcpState::Connecting => {
-                return Err(ErrorCode::ConcurrencyConflict.into());
-            }
-            _ => return Err(ErrorCode::InvalidState.into()),
-        }
-        let local = tcp
-            .sock()
-            .local_addr()?
-            .as_socket()
-            .ok_or(ErrorCode::InvalidState)?;
-        let policy = tcp.policy.clone().ok_or(ErrorCode::InvalidState)?;
-        enforce(&policy, &stats, NetworkUse::TcpListen, local)?;
-        let backlog = i32::try_from(tcp.listen_backlog).unwrap_or(i32::MAX);
-        tcp.sock().listen(backlog)?;
-        tcp.shared.register()?;
+        tcp.listen(&stats)?;
         tcp.state = TcpState::ListenStarted;
         Ok(())
     }
@@ -902,69 +1235,19 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         Resource<InputStreamResource>,
         Resource<OutputStreamResource>,
     )> {
-        let sockets = &self.ctx.sockets;
-        let (open, max) = (
-            sockets.open_tcp_sockets.clone(),
-            sockets.config.max_tcp_sockets,
-        );
-        let listener = self.tcp(&socket)?;
-        if listener.state != TcpState::Listening {
-            return Err(ErrorCode::InvalidState.into());
-        }
-        let policy = listener.policy.clone().ok_or(ErrorCode::InvalidState)?;
-        let shared = listener.shared.clone();
-        // The slot comes first: at the limit, connections stay queued instead of being
-        // accepted and dropped.
-        let slot = SocketSlot::take(&open, max)?;
-        let (connection, peer) = loop {
-            let (connection, peer) = shared.socket.accept()?;
-            let Some(peer) = peer.as_socket() else {
-                continue;
-            };
-            // A refused peer is disconnected; the guest only sees connections it may accept.
-            if enforce(&policy, &shared.stats, NetworkUse::TcpAccept, peer).is_ok() {
-                break (connection, peer);
-            }
-        };
-        tracing::trace!(target: "weir::tcp", %peer, "accepted");
-        let shared = TcpShared::new(
-            connection,
-            shared.family,
-            shared.stats.clone(),
-            shared.writers.clone(),
-            slot,
-        )?;
-        shared.register()?;
-        NetworkStats::add(&shared.stats.tcp_connections, 1);
-        let accepted = TcpSocket {
-            shared,
-            state: TcpState::Connected,
-            policy: Some(policy),
-            // A connected socket never listens; the value only answers the setter's state check.
-            listen_backlog: DEFAULT_LISTEN_BACKLOG,
-        };
+        let limit = TcpLimit::of(&self.ctx.sockets);
+        let accepted = self.tcp(&socket)?.accept(&limit)?;
         let (input, output) = self.push_streams(accepted.streams())?;
         let accepted = self.table.push(accepted)?;
         Ok((accepted, input, output))
     }
 
     fn local_address(&mut self, socket: SocketHandle) -> SocketResult<IpSocketAddress> {
-        let tcp = self.tcp(&socket)?;
-        if matches!(
-            tcp.state,
-            TcpState::Unbound | TcpState::BindStarted | TcpState::Closed
-        ) {
-            return Err(ErrorCode::InvalidState.into());
-        }
-        let address = tcp.sock().local_addr()?.as_socket();
-        Ok(from_socket_addr(address.ok_or(ErrorCode::InvalidState)?))
+        Ok(from_socket_addr(self.tcp(&socket)?.local_address()?))
     }
 
     fn remote_address(&mut self, socket: SocketHandle) -> SocketResult<IpSocketAddress> {
-        let tcp = self.tcp(&socket)?;
-        tcp.require_connected()?;
-        let address = tcp.sock().peer_addr()?.as_socket();
-        Ok(from_socket_addr(address.ok_or(ErrorCode::InvalidState)?))
+        Ok(from_socket_addr(self.tcp(&socket)?.remote_address()?))
     }
 
     fn is_listening(&mut self, socket: SocketHandle) -> wasmtime::Result<bool> {
@@ -976,110 +1259,63 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
     }
 
     fn set_listen_backlog_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        let tcp = self.tcp(&socket)?;
-        let backlog = u32::try_from(value)
-            .unwrap_or(u32::MAX)
-            .min(i32::MAX as u32);
-        match tcp.state {
-            TcpState::Connecting | TcpState::Connected | TcpState::Closed => {
-                Err(ErrorCode::InvalidState.into())
-            }
-            TcpState::Listening | TcpState::ListenStarted => {
-                // Linux applies a new backlog to a listening socket by listening again.
-                tcp.sock().listen(backlog as i32)?;
-                tcp.listen_backlog = backlog;
-                Ok(())
-            }
-            _ => {
-                tcp.listen_backlog = backlog;
-                Ok(())
-            }
-        }
+        self.tcp(&socket)?.set_listen_backlog_size(value)
     }
 
     fn keep_alive_enabled(&mut self, socket: SocketHandle) -> SocketResult<bool> {
-        Ok(self.tcp(&socket)?.sock().keepalive()?)
+        self.tcp(&socket)?.keep_alive_enabled()
     }
 
     fn set_keep_alive_enabled(&mut self, socket: SocketHandle, value: bool) -> SocketResult<()> {
-        Ok(self.tcp(&socket)?.sock().set_keepalive(value)?)
+        self.tcp(&socket)?.set_keep_alive_enabled(value)
     }
 
     fn keep_alive_idle_time(&mut self, socket: SocketHandle) -> SocketResult<u64> {
-        let tcp = self.tcp(&socket)?;
-        Ok(nanos(rustix::net::sockopt::tcp_keepidle(
-            &*tcp.shared.socket,
-        )?))
+        self.tcp(&socket)?.keep_alive_idle_time()
     }
 
     fn set_keep_alive_idle_time(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        let idle = keepalive_seconds(value)?;
-        let tcp = self.tcp(&socket)?;
-        Ok(rustix::net::sockopt::set_tcp_keepidle(
-            &*tcp.shared.socket,
-            idle,
-        )?)
+        self.tcp(&socket)?.set_keep_alive_idle_time(value)
     }
 
     fn keep_alive_interval(&mut self, socket: SocketHandle) -> SocketResult<u64> {
-        let tcp = self.tcp(&socket)?;
-        Ok(nanos(rustix::net::sockopt::tcp_keepintvl(
-            &*tcp.shared.socket,
-        )?))
+        self.tcp(&socket)?.keep_alive_interval()
     }
 
     fn set_keep_alive_interval(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        let interval = keepalive_seconds(value)?;
-        let tcp = self.tcp(&socket)?;
-        Ok(rustix::net::sockopt::set_tcp_keepintvl(
-            &*tcp.shared.socket,
-            interval,
-        )?)
+        self.tcp(&socket)?.set_keep_alive_interval(value)
     }
 
     fn keep_alive_count(&mut self, socket: SocketHandle) -> SocketResult<u32> {
-        let tcp = self.tcp(&socket)?;
-        Ok(rustix::net::sockopt::tcp_keepcnt(&*tcp.shared.socket)?)
+        self.tcp(&socket)?.keep_alive_count()
     }
 
     fn set_keep_alive_count(&mut self, socket: SocketHandle, value: u32) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        let tcp = self.tcp(&socket)?;
-        Ok(rustix::net::sockopt::set_tcp_keepcnt(
-            &*tcp.shared.socket,
-            value.min(MAX_KEEPALIVE_COUNT),
-        )?)
+        self.tcp(&socket)?.set_keep_alive_count(value)
     }
 
     fn hop_limit(&mut self, socket: SocketHandle) -> SocketResult<u8> {
-        let tcp = self.tcp(&socket)?;
-        hop_limit(tcp.sock(), tcp.shared.family)
+        self.tcp(&socket)?.hop_limit()
     }
 
     fn set_hop_limit(&mut self, socket: SocketHandle, value: u8) -> SocketResult<()> {
-        let tcp = self.tcp(&socket)?;
-        set_hop_limit(tcp.sock(), tcp.shared.family, value)
+        self.tcp(&socket)?.set_hop_limit(value)
     }
 
     fn receive_buffer_size(&mut self, socket: SocketHandle) -> SocketResult<u64> {
-        get_buffer_size(self.tcp(&socket)?.sock(), Buffer::Receive)
+        self.tcp(&socket)?.buffer_size(Buffer::Receive)
     }
 
     fn set_receive_buffer_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        set_buffer_size(self.tcp(&socket)?.sock(), Buffer::Receive, value)
+        self.tcp(&socket)?.set_buffer_size(Buffer::Receive, value)
     }
 
     fn send_buffer_size(&mut self, socket: SocketHandle) -> SocketResult<u64> {
-        get_buffer_size(self.tcp(&socket)?.sock(), Buffer::Send)
+        self.tcp(&socket)?.buffer_size(Buffer::Send)
     }
 
     fn set_send_buffer_size(&mut self, socket: SocketHandle, value: u64) -> SocketResult<()> {
-        set_buffer_size(self.tcp(&socket)?.sock(), Buffer::Send, value)
+        self.tcp(&socket)?.set_buffer_size(Buffer::Send, value)
     }
 
     fn subscribe(&mut self, socket: SocketHandle) -> wasmtime::Result<Resource<PollableResource>> {
@@ -1091,17 +1327,10 @@ impl tcp_bindings::HostTcpSocket for WasiCtxView<'_> {
         tcp.require_connected()?;
         let shared = &tcp.shared;
         if matches!(how, ShutdownType::Receive | ShutdownType::Both) {
-            shared.receive_closed.store(true, Ordering::Release);
-            shutdown_ignoring_disconnect(shared.sock(), Shutdown::Read)?;
+            shared.shutdown_receive()?;
         }
         if matches!(how, ShutdownType::Send | ShutdownType::Both) {
-            let mut writer = shared.writer();
-            writer.send_closed = true;
-            // With bytes still unsent, the background writer sends the FIN after them.
-            if writer.unsent.is_empty() {
-                drop(writer);
-                shutdown_ignoring_disconnect(shared.sock(), Shutdown::Write)?;
-            }
+            shared.shutdown_send()?;
         }
         Ok(())
     }

@@ -13,7 +13,21 @@
 //!   without waiting for either, and returns.
 //! - `udp`: a UDP script over loopback (bind, send/receive both ways, connect, implicit
 //!   bind, 64 concurrent sends, each typical error of the WIT), one line per step.
-//! - `lookup NAME`: `resolve-addresses(NAME)`; `tcp`: `tcp-socket.create`.
+//! - `lookup NAME`: `resolve-addresses(NAME)`.
+//! - `tcp`: a TCP script over loopback (bind, listen, accept, connect, send/receive both
+//!   ways, implicit bind, each state error and typical error of the WIT), one line per step.
+//! - `tcp-echo-client PORT N`: connects to 127.0.0.1:PORT, sends N bytes (closing the
+//!   stream), reads the echo until the peer's FIN, and reports whether it came back intact.
+//! - `tcp-loop N`: listens, connects to itself and echoes N bytes through the accepted
+//!   connection, all three streams at once.
+//! - `tcp-limits`: with the instance's TCP socket limit at 3, `create` past it fails and
+//!   `listen`'s stream waits to accept until a socket is dropped.
+//! - `tcp-cancel-connect`: fills a listener's accept queue, cancels the connect that stays
+//!   pending, and tries the socket again.
+//! - `tcp-reset PORT`: connects, sends, and reports how the receive stream and later
+//!   writes end when the server drops the connection unread (a reset).
+//! - `tcp-drop-halfway PORT N`: writes N bytes into the send stream, then drops the writer,
+//!   the future and the socket without waiting.
 //! - `udp-flood N PORT`: sends N datagrams of 64 B to 127.0.0.1:PORT, 64 `send`s in flight
 //!   at a time, and prints how long it took (the UDP send benchmark's guest).
 //! - `flood N`: writes N bytes (the flood pattern, `i % 251`) to stdout, then prints the
@@ -113,6 +127,334 @@ async fn udp_script() -> String {
     }
     step("64 received", format!("{}", seen.iter().all(|s| *s)));
     log
+}
+
+/// A socket's result without its value, for one line of a script.
+fn unit<T, E: std::fmt::Debug>(result: Result<T, E>) -> String {
+    format!("{:?}", result.map(|_| ()))
+}
+
+/// Reads a whole `stream<u8>`, then its future's result.
+async fn receive_all(socket: &TcpSocket) -> (Vec<u8>, String) {
+    let (mut stream, done) = socket.receive();
+    let mut received = Vec::new();
+    loop {
+        let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        received.extend_from_slice(&chunk);
+        match status {
+            StreamResult::Complete(_) => {}
+            StreamResult::Dropped | StreamResult::Cancelled => break,
+        }
+    }
+    drop(stream);
+    (received, format!("{:?}", done.await))
+}
+
+/// Sends `bytes` and closes the stream (the FIN); returns the future's result and how many
+/// bytes the stream did not take.
+async fn send_all(socket: &TcpSocket, bytes: Vec<u8>) -> (usize, String) {
+    let (mut writer, reader) = wit_stream::new();
+    let done = socket.send(reader);
+    let unwritten = writer.write_all(bytes).await;
+    drop(writer);
+    (unwritten.len(), format!("{:?}", done.await))
+}
+
+/// Accepts one connection from a `listen` stream.
+async fn accept(connections: &mut wasip3::wit_bindgen::StreamReader<TcpSocket>) -> Option<TcpSocket> {
+    let (_, mut accepted) = connections.read(Vec::with_capacity(1)).await;
+    accepted.pop()
+}
+
+/// Runs the TCP steps, returning one line per step (what the host answered).
+async fn tcp_script() -> String {
+    let mut log = String::new();
+    let mut step = |name: &str, outcome: String| log += &format!("{name}: {outcome}\n");
+    let loopback = (127, 0, 0, 1);
+    let server = match TcpSocket::create(IpAddressFamily::Ipv4) {
+        Ok(socket) => socket,
+        Err(e) => {
+            step("create", format!("{e:?}"));
+            return log;
+        }
+    };
+    step("local before bind", unit(server.get_local_address()));
+    step("remote before connect", unit(server.get_remote_address()));
+    step("listening before listen", format!("{}", server.get_is_listening()));
+    step("send before connect", send_all(&server, b"x".to_vec()).await.1);
+    step("receive before connect", receive_all(&server).await.1);
+    let v6 = IpSocketAddress::Ipv6(Ipv6SocketAddress { port: 0, flow_info: 0, address: (0, 0, 0, 0, 0, 0, 0, 1), scope_id: 0 });
+    step("bind to ipv6", unit(server.bind(v6)));
+    step("bind to multicast", unit(server.bind(v4((224, 0, 0, 1), 0))));
+    step("backlog 0", unit(server.set_listen_backlog_size(0)));
+    step("keep-alive count 0", unit(server.set_keep_alive_count(0)));
+    step("keep-alive idle 0", unit(server.set_keep_alive_idle_time(0)));
+    step("hop limit 0", unit(server.set_hop_limit(0)));
+    step("keep-alive on", unit(server.set_keep_alive_enabled(true)));
+    step("keep-alive is on", format!("{:?}", server.get_keep_alive_enabled()));
+    step("bind", unit(server.bind(v4(loopback, 0))));
+    step("bind again", unit(server.bind(v4(loopback, 0))));
+    step("backlog 16", unit(server.set_listen_backlog_size(16)));
+    let mut connections = match server.listen() {
+        Ok(connections) => connections,
+        Err(e) => {
+            step("listen", format!("{e:?}"));
+            return log;
+        }
+    };
+    step("listening", format!("{}", server.get_is_listening()));
+    step("listen again", unit(server.listen()));
+    let Ok(address) = server.get_local_address() else {
+        step("local after listen", "none".into());
+        return log;
+    };
+    step("connect a listener", unit(server.connect(address).await));
+    step("backlog while listening", unit(server.set_listen_backlog_size(32)));
+
+    let client = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    step("connect to port 0", unit(client.connect(v4(loopback, 0)).await));
+    step("connect to 0.0.0.0", unit(client.connect(v4((0, 0, 0, 0), port_of(&address))).await));
+    let v6_remote = IpSocketAddress::Ipv6(Ipv6SocketAddress { port: 80, flow_info: 0, address: (0, 0, 0, 0, 0, 0, 0, 1), scope_id: 0 });
+    step("connect to ipv6", unit(client.connect(v6_remote).await));
+    step("connect", unit(client.connect(address).await));
+    step("connect again", unit(client.connect(address).await));
+    step("bind connected", unit(client.bind(v4(loopback, 0))));
+    step("listen connected", unit(client.listen()));
+    step("backlog connected", unit(client.set_listen_backlog_size(8)));
+    let Some(accepted) = accept(&mut connections).await else {
+        step("accept", "none".into());
+        return log;
+    };
+    let (client_local, accepted_remote) = (client.get_local_address(), accepted.get_remote_address());
+    step("accepted the client", format!("{}", matches!((&client_local, &accepted_remote), (Ok(l), Ok(r)) if port_of(l) == port_of(r))));
+    step("client remote is server", format!("{}", client.get_remote_address().map(|r| port_of(&r) == port_of(&address)).unwrap_or(false)));
+    step("accepted keep-alive inherited", format!("{:?}", accepted.get_keep_alive_enabled()));
+
+    let (unsent, sent) = send_all(&client, b"ping".to_vec()).await;
+    step("client send", format!("{sent}, {unsent} unsent"));
+    step("client send again", send_all(&client, b"x".to_vec()).await.1);
+    let (received, done) = receive_all(&accepted).await;
+    step("server received", format!("{:?}, {done}", String::from_utf8_lossy(&received)));
+    step("server receive again", receive_all(&accepted).await.1);
+    let (unsent, sent) = send_all(&accepted, b"pong".to_vec()).await;
+    step("server send", format!("{sent}, {unsent} unsent"));
+    let (received, done) = receive_all(&client).await;
+    step("client received", format!("{:?}, {done}", String::from_utf8_lossy(&received)));
+
+    // A port with a bound socket that does not listen refuses connections.
+    let closed = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    let _ = closed.bind(v4(loopback, 0));
+    let refused = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    match closed.get_local_address() {
+        Ok(to) => step("connect refused", unit(refused.connect(to).await)),
+        Err(e) => step("connect refused", format!("{e:?}")),
+    }
+    step("connect after failure", unit(refused.connect(address).await));
+    step("local after failure", unit(refused.get_local_address()));
+
+    let implicit = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    step("listen unbound", unit(implicit.listen()));
+    step("bound by listen", format!("{}", implicit.get_local_address().map(|l| port_of(&l) != 0).unwrap_or(false)));
+    log
+}
+
+/// A deterministic byte pattern for bulk transfers.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+/// Connects to 127.0.0.1:PORT, sends N pattern bytes, closes, and reads the echo.
+async fn tcp_echo_client(port: u16, n: usize) -> String {
+    let socket = match TcpSocket::create(IpAddressFamily::Ipv4) {
+        Ok(socket) => socket,
+        Err(e) => return format!("create: {e:?}\n"),
+    };
+    if let Err(e) = socket.connect(v4((127, 0, 0, 1), port)).await {
+        return format!("connect: {e:?}\n");
+    }
+    let bytes = pattern(n, 0);
+    let mut both = join_all(vec![
+        Box::pin(async { let (unsent, sent) = send_all(&socket, bytes.clone()).await; (Vec::new(), format!("{sent}, {unsent} unsent")) })
+            as std::pin::Pin<Box<dyn Future<Output = (Vec<u8>, String)>>>,
+        Box::pin(receive_all(&socket)),
+    ])
+    .await;
+    let (received, receive_done) = both.pop().expect("two");
+    let (_, send_done) = both.pop().expect("two");
+    format!("send {send_done}; received {} intact {}; receive {receive_done}\n", received.len(), received == bytes)
+}
+
+/// Listens on loopback, connects to itself and echoes N bytes through the accepted
+/// connection: both directions of one guest's TCP at once.
+async fn tcp_loop(n: usize) -> String {
+    let (_server, mut connections, address) = match loopback_listener(128) {
+        Ok(listener) => listener,
+        Err(e) => return format!("listen: {e:?}\n"),
+    };
+    let client = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    if let Err(e) = client.connect(address).await {
+        return format!("connect: {e:?}\n");
+    }
+    let accepted = accept(&mut connections).await.expect("accepted");
+    let bytes = pattern(n, 7);
+    let echo = async {
+        // Forward what arrives as it arrives, so neither side's buffers fill up.
+        let (mut input, input_done) = accepted.receive();
+        let (mut writer, reader) = wit_stream::new();
+        let output_done = accepted.send(reader);
+        let mut moved = 0usize;
+        loop {
+            let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
+            moved += chunk.len();
+            if !chunk.is_empty() && !writer.write_all(chunk).await.is_empty() {
+                break;
+            }
+            if !matches!(status, StreamResult::Complete(_)) {
+                break;
+            }
+        }
+        drop(input);
+        drop(writer);
+        (Vec::new(), format!("echoed {moved}: {:?} {:?}", input_done.await, output_done.await))
+    };
+    let mut all = join_all(vec![
+        Box::pin(async { let (unsent, sent) = send_all(&client, bytes.clone()).await; (Vec::new(), format!("{sent}, {unsent} unsent")) })
+            as std::pin::Pin<Box<dyn Future<Output = (Vec<u8>, String)>>>,
+        Box::pin(echo),
+        Box::pin(receive_all(&client)),
+    ])
+    .await;
+    let (received, receive_done) = all.pop().expect("three");
+    let (_, echo_done) = all.pop().expect("three");
+    let (_, send_done) = all.pop().expect("three");
+    format!("send {send_done}; {echo_done}; received {} intact {}; receive {receive_done}\n", received.len(), received == bytes)
+}
+
+/// Whether `future` finishes within `ms` milliseconds; if not, it is dropped (cancelled).
+async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
+    let mut future = Box::pin(future);
+    let mut timer = Box::pin(monotonic_clock::wait_for(ms * 1_000_000));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// A socket listening on 127.0.0.1 (any port) with `backlog`, its stream of connections
+/// and its address.
+fn loopback_listener(
+    backlog: u64,
+) -> Result<(TcpSocket, wasip3::wit_bindgen::StreamReader<TcpSocket>, IpSocketAddress), wasip3::sockets::types::ErrorCode> {
+    let server = TcpSocket::create(IpAddressFamily::Ipv4)?;
+    server.set_listen_backlog_size(backlog)?;
+    server.bind(v4((127, 0, 0, 1), 0))?;
+    let connections = server.listen()?;
+    let address = server.get_local_address()?;
+    Ok((server, connections, address))
+}
+
+/// The instance's socket limit (the test sets it to 3) with TCP: `create` past it fails,
+/// and `listen` waits to accept until a socket is dropped.
+async fn tcp_limits() -> String {
+    let mut log = String::new();
+    let mut step = |name: &str, outcome: String| log += &format!("{name}: {outcome}\n");
+    let (_server, mut connections, address) = match loopback_listener(1) {
+        Ok(listener) => listener,
+        Err(e) => {
+            step("listen", format!("{e:?}"));
+            return log;
+        }
+    };
+    let first = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    let second = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    step("a fourth socket", unit(TcpSocket::create(IpAddressFamily::Ipv4)));
+    step("first connect", unit(first.connect(address).await));
+    step("second connect", unit(second.connect(address).await));
+    // Three sockets are open: the accepted one would be a fourth.
+    step("accept at the limit waits", format!("{}", within(200, accept(&mut connections)).await.is_none()));
+    drop(second);
+    let accepted = within(5_000, accept(&mut connections)).await.flatten();
+    step("accept after a drop", format!("{}", accepted.is_some()));
+    step("another socket at the limit", unit(TcpSocket::create(IpAddressFamily::Ipv4)));
+    log
+}
+
+/// A connect that cannot finish (the listener's accept queue is full), cancelled.
+async fn tcp_cancel_connect() -> String {
+    let mut log = String::new();
+    let mut step = |name: &str, outcome: String| log += &format!("{name}: {outcome}\n");
+    let (_server, _connections, address) = match loopback_listener(1) {
+        Ok(listener) => listener,
+        Err(e) => {
+            step("listen", format!("{e:?}"));
+            return log;
+        }
+    };
+    // Fill the accept queue (nothing accepts), then one more connect stays pending.
+    let mut queued = Vec::new();
+    let mut pending = None;
+    for _ in 0..8 {
+        let client = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+        match within(300, client.connect(address)).await {
+            Some(_) => queued.push(client),
+            None => {
+                pending = Some(client);
+                break;
+            }
+        }
+    }
+    step("a connect stayed pending and was cancelled", format!("{}", pending.is_some()));
+    if let Some(client) = pending {
+        step("connect on the cancelled socket", unit(within(1_000, client.connect(address)).await.unwrap_or(Ok(()))));
+        drop(client);
+    }
+    drop(queued);
+    // Every dropped socket gave its slot back (the test's limit is 16; the listener holds one).
+    let again: Vec<_> = (0..15).map(|_| TcpSocket::create(IpAddressFamily::Ipv4)).collect();
+    step("15 sockets again", format!("{}", again.iter().all(|s| s.is_ok())));
+    log
+}
+
+/// Connects to 127.0.0.1:PORT (a server that drops the connection unread), sends a byte
+/// and reports how the receive stream ends.
+async fn tcp_reset(port: u16) -> String {
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    if let Err(e) = socket.connect(v4((127, 0, 0, 1), port)).await {
+        return format!("connect: {e:?}\n");
+    }
+    let (mut writer, reader) = wit_stream::new();
+    let sent = socket.send(reader);
+    let _ = writer.write_all(b"unread".to_vec()).await;
+    let (received, done) = receive_all(&socket).await;
+    // The stream stays open on our side; a later write meets the reset.
+    let mut failed_later = false;
+    for _ in 0..50 {
+        if !writer.write_all(vec![0; 65536]).await.is_empty() {
+            failed_later = true;
+            break;
+        }
+    }
+    drop(writer);
+    format!("received {}; receive {done}; later writes fail {failed_later}; send {:?}\n", received.len(), sent.await)
+}
+
+/// Connects to 127.0.0.1:PORT, writes N bytes into the send stream, then drops the writer
+/// and the future without waiting for either, and returns.
+async fn tcp_drop_halfway(port: u16, n: usize) -> String {
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    if let Err(e) = socket.connect(v4((127, 0, 0, 1), port)).await {
+        return format!("connect: {e:?}\n");
+    }
+    let (mut writer, reader) = wit_stream::new();
+    let done = socket.send(reader);
+    let unwritten = writer.write_all(pattern(n, 3)).await;
+    drop(done);
+    drop(writer);
+    drop(socket);
+    format!("{} bytes not taken\n", unwritten.len())
 }
 
 /// Polls every future until all are done (no executor crate in this guest).
@@ -270,10 +612,13 @@ impl wasip3::exports::cli::run::Guest for Probe {
                 let took = monotonic_clock::now() - start;
                 say(format!("sent {sent} failed {failed} in {took} ns\n")).await
             }
-            "tcp" => {
-                let result = TcpSocket::create(IpAddressFamily::Ipv4).map(|_| ());
-                say(format!("{result:?}\n")).await
-            }
+            "tcp" => say(tcp_script().await).await,
+            "tcp-echo-client" => say(tcp_echo_client(arg(&args, 2) as u16, arg(&args, 3) as usize).await).await,
+            "tcp-loop" => say(tcp_loop(arg(&args, 2) as usize).await).await,
+            "tcp-limits" => say(tcp_limits().await).await,
+            "tcp-cancel-connect" => say(tcp_cancel_connect().await).await,
+            "tcp-reset" => say(tcp_reset(arg(&args, 2) as u16).await).await,
+            "tcp-drop-halfway" => say(tcp_drop_halfway(arg(&args, 2) as u16, arg(&args, 3) as usize).await).await,
             "flood" => {
                 let n = arg(&args, 2) as usize;
                 let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
