@@ -967,13 +967,13 @@ fn unknown_imports_trap_and_wasi_0_3_components() {
     // error naming it (the rest of its 0.3 imports are provided).
     let packages = [
         "package wasi:random@0.3.0;\ninterface random {\n  get-random-u64: func() -> u64;\n}",
-        "package wasi:filesystem@0.3.0;\ninterface preopens {\n  count: func() -> u64;\n}",
+        "package wasi:http@0.3.0;\ninterface client {\n  count: func() -> u64;\n}",
     ];
     let world = "package weir:cli-test;\nworld guest {\n  import wasi:random/random@0.3.0;\n  \
-                 import wasi:filesystem/preopens@0.3.0;\n}";
+                 import wasi:http/client@0.3.0;\n}";
     let wat = r#"(module
   (import "wasi:random/random@0.3.0" "get-random-u64" (func (result i64)))
-  (import "wasi:filesystem/preopens@0.3.0" "count" (func (result i64)))
+  (import "wasi:http/client@0.3.0" "count" (func (result i64)))
   (memory (export "memory") 1))"#;
     let path = dir.path().join("p3.wasm");
     std::fs::write(
@@ -986,7 +986,7 @@ fn unknown_imports_trap_and_wasi_0_3_components() {
     assert!(
         text(&out.stderr).contains(
             "imports WASI 0.3 interfaces weir does not provide yet \
-             (wasi:filesystem/preopens@0.3.0)"
+             (wasi:http/client@0.3.0)"
         ),
         "{}",
         text(&out.stderr)
@@ -996,7 +996,7 @@ fn unknown_imports_trap_and_wasi_0_3_components() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(
-            "(wasi:random/random@0.3.0, wasi:filesystem/preopens@0.3.0): `-S p3=n` turned \
+            "(wasi:random/random@0.3.0, wasi:http/client@0.3.0): `-S p3=n` turned \
              WASI 0.3 off"
         ),
         "{}",

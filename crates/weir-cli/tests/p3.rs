@@ -466,3 +466,106 @@ fn bytes_taken_before_a_guest_drops_its_0_3_send_stream_still_reach_the_peer() {
     assert_eq!(received.len(), expected.len());
     assert!(received == expected, "the bytes arrived changed");
 }
+
+/// A sandbox for the filesystem probe: `data/` (hello.txt, sub/, escape -> ../outside),
+/// `outside/secret`, and `ro/hello.txt`.
+fn filesystem_sandbox(root: &Path) -> (PathBuf, PathBuf) {
+    let data = root.join("data");
+    let ro = root.join("ro");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/inner.txt"), "inner").unwrap();
+    std::fs::write(data.join("hello.txt"), "hello").unwrap();
+    std::fs::create_dir_all(root.join("outside")).unwrap();
+    std::fs::write(root.join("outside/secret"), "secret").unwrap();
+    std::os::unix::fs::symlink("../outside", data.join("escape")).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("hello.txt"), "read-only").unwrap();
+    (data, ro)
+}
+
+#[test]
+fn the_filesystem_over_wasi_0_3_streams_stays_in_its_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let (data, ro) = filesystem_sandbox(dir.path());
+    let data_flag = format!("--dir={}::/data", data.display());
+    let ro_flag = format!("--dir-ro={}::/ro", ro.display());
+    let out = run_probe(&probe, &[&data_flag, &ro_flag], &["fs"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = "\
+preopens: [\"/data\", \"/ro\"]
+flags: Ok(DescriptorFlags(READ | WRITE))
+type: Ok(DescriptorType::RegularFile)
+write at 0: Ok(()), 0 unwritten
+write at 20: Ok(()), 0 unwritten
+append: Ok(()), 0 unwritten
+size: Ok(24)
+read from 0: \"0123456789\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0xABC\", Ok(())
+read from 22: \"BC\", Ok(())
+read past the end: 0 bytes, Ok(())
+set-size 3: Ok(()), size Ok(3)
+same object: true false
+hash stable: true
+read-directory: [\"escape DescriptorType::SymbolicLink\", \"hello.txt DescriptorType::RegularFile\", \"new.txt DescriptorType::RegularFile\", \"sub DescriptorType::Directory\"], Ok(())
+stat-at hello.txt: Ok((DescriptorType::RegularFile, 5))
+rename: Ok(())
+old name: Err(ErrorCode::NoEntry)
+new name: Ok(3)
+link: Ok(())
+link count: Ok(2)
+unlink: Ok(()) Ok(())
+unlink again: Err(ErrorCode::NoEntry)
+mkdir: Ok(())
+mkdir again: Err(ErrorCode::Exist)
+rmdir: Ok(())
+rmdir non-empty: Err(ErrorCode::NotEmpty)
+symlink: Ok(())
+readlink: Ok(\"hello.txt\")
+through the symlink: Ok(5)
+open ..: Err(ErrorCode::NotPermitted)
+open absolute: Err(ErrorCode::NotPermitted)
+open through escape: Err(ErrorCode::NotPermitted)
+stat-at through escape: Err(ErrorCode::NotPermitted)
+readlink escape: Ok(\"../outside\")
+symlink out: Err(ErrorCode::NotPermitted)
+write read-only file: Err(ErrorCode::BadDescriptor), 2 unwritten
+read a directory: 0 bytes, Err(ErrorCode::IsDirectory)
+read-directory of a file: 0 entries, Err(ErrorCode::NotDirectory)
+ro create: Err(ErrorCode::NotPermitted)
+ro mkdir: Err(ErrorCode::NotPermitted)
+ro append: Err(ErrorCode::NotPermitted), 2 unwritten
+ro read: \"read-only\", Ok(())
+";
+    assert_eq!(text(&out.stdout), expected);
+    // Nothing changed outside the sandbox, nor in the read-only preopen.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outside/secret")).unwrap(),
+        "secret"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ro.join("hello.txt")).unwrap(),
+        "read-only"
+    );
+    assert!(!ro.join("new.txt").exists());
+}
+
+#[test]
+fn a_64_mib_file_copies_intact_through_0_3_file_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let bytes: Vec<u8> = (0..64 << 20).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(data.join("big"), &bytes).unwrap();
+    let data_flag = format!("--dir={}::/data", data.display());
+    let out = run_probe(&probe, &[&data_flag], &["fs-copy", "big", "copy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("copied {}; read Ok(()); write Ok(())\n", bytes.len())
+    );
+    assert!(
+        std::fs::read(data.join("copy")).unwrap() == bytes,
+        "the copy differs"
+    );
+}

@@ -22,6 +22,7 @@ use cap_std::fs::{Dir, File, FileTypeExt, Metadata, OpenOptions};
 use wasmtime::component::Resource;
 
 pub use errors::FsError;
+pub(crate) use errors::error_code_from_io;
 
 use crate::WasiCtxView;
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
@@ -239,7 +240,7 @@ fn check_timestamp(timestamp: &NewTimestamp) -> Result<(), FsError> {
     }
 }
 
-type Desc = Resource<Descriptor>;
+pub(crate) type Desc = Resource<Descriptor>;
 
 impl WasiCtxView<'_> {
     fn descriptor(&self, fd: &Desc) -> Result<&Descriptor, FsError> {
@@ -279,6 +280,62 @@ impl WasiCtxView<'_> {
         } else {
             dir.symlink_metadata(path)?
         })
+    }
+}
+
+/// The descriptor operations whose results are streams, for both ABIs (0.2 puts them in the
+/// resource table, 0.3 turns them into component-model streams).
+impl WasiCtxView<'_> {
+    /// A stream reading the file from `offset`, if the descriptor may read.
+    pub(crate) fn file_input_stream(
+        &self,
+        fd: &Desc,
+        offset: u64,
+    ) -> Result<streams::FileInputStream, FsError> {
+        let file = self.file(fd)?;
+        if !file.can_read() {
+            return Err(ErrorCode::BadDescriptor.into());
+        }
+        Ok(streams::FileInputStream::new(file.file.clone(), offset))
+    }
+
+    /// A stream writing the file from `offset` (appending when `None`), if the descriptor
+    /// may write.
+    pub(crate) fn file_output_stream(
+        &self,
+        fd: &Desc,
+        offset: Option<u64>,
+    ) -> Result<streams::FileOutputStream, FsError> {
+        let file = self.file(fd)?;
+        file.require_write(ErrorCode::BadDescriptor)?;
+        Ok(match offset {
+            Some(offset) => streams::FileOutputStream::at(file.file.clone(), offset),
+            None => streams::FileOutputStream::append(file.file.clone()),
+        })
+    }
+
+    /// The directory's entries (read when asked, as `readdir` does), each or its error.
+    pub(crate) fn directory_entries(
+        &self,
+        fd: &Desc,
+    ) -> Result<Vec<Result<DirectoryEntry, ErrorCode>>, FsError> {
+        let dir = self.dir(fd)?.require(DirPerms::READ)?;
+        let mut entries = Vec::new();
+        for entry in dir.entries()? {
+            let entry = entry.map_err(|e| errors::error_code_from_io(&e));
+            entries.push(entry.and_then(|entry| {
+                let name = entry
+                    .file_name()
+                    .into_string()
+                    .map_err(|_| ErrorCode::IllegalByteSequence)?;
+                let type_ = entry
+                    .file_type()
+                    .map(descriptor_type)
+                    .unwrap_or(DescriptorType::Unknown);
+                Ok(DirectoryEntry { type_, name })
+            }));
+        }
+        Ok(entries)
     }
 }
 
@@ -416,11 +473,7 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         fd: Desc,
         offset: u64,
     ) -> Result<Resource<InputStreamResource>, FsError> {
-        let file = self.file(&fd)?;
-        if !file.can_read() {
-            return Err(ErrorCode::BadDescriptor.into());
-        }
-        let stream = streams::FileInputStream::new(file.file.clone(), offset);
+        let stream = self.file_input_stream(&fd, offset)?;
         Ok(self.table.push(InputStreamResource::new(stream))?)
     }
 
@@ -429,16 +482,12 @@ impl types::HostDescriptor for WasiCtxView<'_> {
         fd: Desc,
         offset: u64,
     ) -> Result<Resource<OutputStreamResource>, FsError> {
-        let file = self.file(&fd)?;
-        file.require_write(ErrorCode::BadDescriptor)?;
-        let stream = streams::FileOutputStream::at(file.file.clone(), offset);
+        let stream = self.file_output_stream(&fd, Some(offset))?;
         Ok(self.table.push(OutputStreamResource::new(stream))?)
     }
 
     fn append_via_stream(&mut self, fd: Desc) -> Result<Resource<OutputStreamResource>, FsError> {
-        let file = self.file(&fd)?;
-        file.require_write(ErrorCode::BadDescriptor)?;
-        let stream = streams::FileOutputStream::append(file.file.clone());
+        let stream = self.file_output_stream(&fd, None)?;
         Ok(self.table.push(OutputStreamResource::new(stream))?)
     }
 
@@ -556,24 +605,8 @@ impl types::HostDescriptor for WasiCtxView<'_> {
     }
 
     fn read_directory(&mut self, fd: Desc) -> Result<Resource<DirectoryEntryStream>, FsError> {
-        let dir = self.dir(&fd)?.require(DirPerms::READ)?;
-        let mut entries = Vec::new();
-        for entry in dir.entries()? {
-            let entry = entry.map_err(|e| errors::error_code_from_io(&e));
-            entries.push(entry.and_then(|entry| {
-                let name = entry
-                    .file_name()
-                    .into_string()
-                    .map_err(|_| ErrorCode::IllegalByteSequence)?;
-                let type_ = entry
-                    .file_type()
-                    .map(descriptor_type)
-                    .unwrap_or(DescriptorType::Unknown);
-                Ok(DirectoryEntry { type_, name })
-            }));
-        }
         let stream = DirectoryEntryStream {
-            entries: entries.into_iter(),
+            entries: self.directory_entries(&fd)?.into_iter(),
         };
         Ok(self.table.push(stream)?)
     }

@@ -15,6 +15,10 @@ wasmtime::component::bindgen!({
         "wasi:sockets/types.[method]tcp-socket.listen": store | trappable,
         "wasi:sockets/types.[method]tcp-socket.send": store | trappable,
         "wasi:sockets/types.[method]tcp-socket.receive": store | trappable,
+        "wasi:filesystem/types.[method]descriptor.read-via-stream": store | trappable,
+        "wasi:filesystem/types.[method]descriptor.write-via-stream": store | trappable,
+        "wasi:filesystem/types.[method]descriptor.append-via-stream": store | trappable,
+        "wasi:filesystem/types.[method]descriptor.read-directory": store | trappable,
         default: trappable,
     },
     exports: { default: async | store },
@@ -23,5 +27,7 @@ wasmtime::component::bindgen!({
         "wasi:cli/terminal-output.terminal-output": crate::cli::TerminalOutput,
         "wasi:sockets/types.udp-socket": crate::p3::sockets::UdpSocket,
         "wasi:sockets/types.tcp-socket": crate::p3::sockets::TcpSocket,
+        // The same descriptors as 0.2's: one table entry type, one set of capability checks.
+        "wasi:filesystem/types.descriptor": crate::filesystem::Descriptor,
     },
 });

@@ -17,7 +17,7 @@ use super::bindings::wasi::cli::{
     environment, exit, stderr, stdin, stdout, terminal_input, terminal_output, terminal_stderr,
     terminal_stdin, terminal_stdout, types::ErrorCode,
 };
-use super::streams::{ByteConsumer, ByteProducer, Finish, Outcome, outcome_future};
+use super::streams::{ByteConsumer, ByteProducer, Outcome, flushing, outcome_future};
 use crate::cli::{I32Exit, TerminalInput, TerminalOutput};
 use crate::io::StreamError;
 use crate::linker::HasWasi;
@@ -56,15 +56,7 @@ fn write_via_stream<U: 'static>(
     sink: Arc<dyn OutputSource>,
 ) -> wasmtime::Result<FutureReader<Outcome<ErrorCode>>> {
     let (sender, receiver) = oneshot::channel();
-    let flush: Finish<ErrorCode> = Box::new(|mut stream| {
-        Box::pin(async move {
-            let flushed = match stream.flush() {
-                Ok(()) => stream.write_ready().await.map(drop),
-                Err(error) => Err(error),
-            };
-            flushed.map_err(|error| error_code(error).unwrap_or(ErrorCode::Io))
-        })
-    });
+    let flush = flushing(error_code, ErrorCode::Io);
     let consumer = ByteConsumer::new(sink.stream(), sender, error_code, flush);
     data.pipe(&mut store, consumer)?;
     outcome_future(&mut store, receiver)

@@ -7,12 +7,13 @@
 //!
 //! Provided so far: `wasi:cli` (environment, exit, run, stdin/stdout/stderr, terminal-*),
 //! `wasi:clocks` (monotonic-clock, system-clock, types; `timezone` is `@unstable` and not
-//! linked), `wasi:random`, `wasi:sockets` (TCP, UDP and name lookup). Not yet: `wasi:filesystem` 0.3 (`weir run` refuses a component
-//! importing it, naming it).
+//! linked), `wasi:random`, `wasi:filesystem`, `wasi:sockets` (TCP, UDP and name lookup).
+//! Not yet: `wasi:http` 0.3 (`weir run` refuses a component importing it, naming it).
 
 pub mod bindings;
 mod cli;
 mod clocks;
+mod filesystem;
 mod random;
 pub mod sockets;
 mod streams;
@@ -42,6 +43,8 @@ pub const INTERFACES: &[&str] = &[
     "wasi:random/random",
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
     "wasi:sockets/types",
     "wasi:sockets/ip-name-lookup",
 ];
@@ -69,6 +72,8 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
     random::random::add_to_linker::<T, HasWasi>(linker, get)?;
     random::insecure::add_to_linker::<T, HasWasi>(linker, get)?;
     random::insecure_seed::add_to_linker::<T, HasWasi>(linker, get)?;
+    bindings::wasi::filesystem::types::add_to_linker::<T, HasWasi>(linker, get)?;
+    bindings::wasi::filesystem::preopens::add_to_linker::<T, HasWasi>(linker, get)?;
     bindings::wasi::sockets::types::add_to_linker::<T, HasWasi>(linker, get)?;
     bindings::wasi::sockets::ip_name_lookup::add_to_linker::<T, HasWasi>(linker, get)?;
     Ok(())

@@ -34,7 +34,7 @@ use super::bindings::wasi::sockets::types::{
     self, Duration, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
     Ipv6SocketAddress,
 };
-use super::streams::{ByteConsumer, ByteProducer, Finish, outcome_future, resolved_future};
+use super::streams::{ByteConsumer, ByteProducer, Ended, Finish, outcome_future, resolved_future};
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network as p2;
 use crate::io::StreamError;
@@ -844,24 +844,6 @@ impl<U: 'static> StreamProducer<U> for Connections<U> {
                 Err(SocketError::Trap(trap)) => return Poll::Ready(Err(trap)),
             }
         }
-    }
-}
-
-/// A stream that ends at once (`receive` called when it may not be).
-struct Ended;
-
-impl<D> StreamProducer<D> for Ended {
-    type Item = u8;
-    type Buffer = Option<u8>;
-
-    fn poll_produce<'a>(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        _store: StoreContextMut<'a, D>,
-        _destination: Destination<'a, u8, Option<u8>>,
-        _finish: bool,
-    ) -> std::task::Poll<wasmtime::Result<Transfer>> {
-        std::task::Poll::Ready(Ok(Transfer::Dropped))
     }
 }
 

@@ -20,6 +20,10 @@
 //!   stream), reads the echo until the peer's FIN, and reports whether it came back intact.
 //! - `tcp-loop N`: listens, connects to itself and echoes N bytes through the accepted
 //!   connection, all three streams at once.
+//! - `fs`: a filesystem script over the preopens `/data` and `/ro` (streams, directory
+//!   listing, stat, rename, link, unlink, symlinks, the sandbox, read-only descriptors and
+//!   preopens), one line per step.
+//! - `fs-copy SRC DST`: copies `/data/SRC` to `/data/DST` through a read and a write stream.
 //! - `tcp-limits`: with the instance's TCP socket limit at 3, `create` past it fails and
 //!   `listen`'s stream waits to accept until a socket is dropped.
 //! - `tcp-cancel-connect`: fills a listener's accept queue, cancels the connect that stays
@@ -38,6 +42,7 @@ use std::task::Poll;
 
 use wasip3::cli::{environment, exit, stderr, stdin, stdout};
 use wasip3::clocks::monotonic_clock;
+use wasip3::filesystem::types::Descriptor;
 use wasip3::random::{insecure, random};
 use wasip3::wit_stream;
 use wasip3::wit_bindgen::StreamResult;
@@ -302,17 +307,7 @@ async fn tcp_loop(n: usize) -> String {
         let (mut input, input_done) = accepted.receive();
         let (mut writer, reader) = wit_stream::new();
         let output_done = accepted.send(reader);
-        let mut moved = 0usize;
-        loop {
-            let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
-            moved += chunk.len();
-            if !chunk.is_empty() && !writer.write_all(chunk).await.is_empty() {
-                break;
-            }
-            if !matches!(status, StreamResult::Complete(_)) {
-                break;
-            }
-        }
+        let moved = pump(&mut input, &mut writer).await;
         drop(input);
         drop(writer);
         (Vec::new(), format!("echoed {moved}: {:?} {:?}", input_done.await, output_done.await))
@@ -457,6 +452,176 @@ async fn tcp_drop_halfway(port: u16, n: usize) -> String {
     format!("{} bytes not taken\n", unwritten.len())
 }
 
+/// Reads a whole `stream<T>`, then its future's result.
+async fn drain<T: 'static>(
+    mut stream: wasip3::wit_bindgen::StreamReader<T>,
+    done: wasip3::wit_bindgen::FutureReader<Result<(), wasip3::filesystem::types::ErrorCode>>,
+) -> (Vec<T>, Result<(), wasip3::filesystem::types::ErrorCode>) {
+    let mut items = Vec::new();
+    loop {
+        let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        items.extend(chunk);
+        if !matches!(status, StreamResult::Complete(_)) {
+            break;
+        }
+    }
+    drop(stream);
+    (items, done.await)
+}
+
+/// Writes `bytes` through a file stream future-returning call (`write-via-stream` or
+/// `append-via-stream`), closes it and waits for the result.
+async fn write_file(
+    bytes: Vec<u8>,
+    start: impl FnOnce(wasip3::wit_bindgen::StreamReader<u8>) -> wasip3::wit_bindgen::FutureReader<Result<(), wasip3::filesystem::types::ErrorCode>>,
+) -> String {
+    let (mut writer, reader) = wit_stream::new();
+    let done = start(reader);
+    let unwritten = writer.write_all(bytes).await;
+    drop(writer);
+    format!("{:?}, {} unwritten", done.await, unwritten.len())
+}
+
+fn preopen(name: &str) -> Option<Descriptor> {
+    wasip3::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, path)| path == name)
+        .map(|(descriptor, _)| descriptor)
+}
+
+/// The filesystem steps over the preopens `/data` (read-write: `hello.txt` holding "hello",
+/// a directory `sub`, a symlink `escape` to `../outside`) and `/ro` (read-only, holding
+/// `hello.txt`), one line per step.
+async fn fs_script() -> String {
+    use wasip3::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let mut log = String::new();
+    let mut step = |name: &str, outcome: String| log += &format!("{name}: {outcome}\n");
+    let mut names: Vec<String> = wasip3::filesystem::preopens::get_directories().into_iter().map(|(_, p)| p).collect();
+    names.sort();
+    step("preopens", format!("{names:?}"));
+    let (Some(data), Some(ro)) = (preopen("/data"), preopen("/ro")) else {
+        return log;
+    };
+    let rw = DescriptorFlags::READ | DescriptorFlags::WRITE;
+    let file = match data.open_at(PathFlags::empty(), "new.txt".into(), OpenFlags::CREATE, rw).await {
+        Ok(file) => file,
+        Err(e) => {
+            step("create new.txt", format!("{e:?}"));
+            return log;
+        }
+    };
+    step("flags", format!("{:?}", file.get_flags().await));
+    step("type", format!("{:?}", file.get_type().await));
+    step("write at 0", write_file(b"0123456789".to_vec(), |r| file.write_via_stream(r, 0)).await);
+    step("write at 20", write_file(b"x".to_vec(), |r| file.write_via_stream(r, 20)).await);
+    step("append", write_file(b"ABC".to_vec(), |r| file.append_via_stream(r)).await);
+    step("size", format!("{:?}", file.stat().await.map(|s| s.size)));
+    let (bytes, done) = file.read_via_stream(0);
+    let (bytes, done) = drain(bytes, done).await;
+    step("read from 0", format!("{:?}, {done:?}", String::from_utf8_lossy(&bytes)));
+    let (bytes, done) = file.read_via_stream(22);
+    let (bytes, done) = drain(bytes, done).await;
+    step("read from 22", format!("{:?}, {done:?}", String::from_utf8_lossy(&bytes)));
+    let (bytes, done) = file.read_via_stream(100);
+    let (bytes, done) = drain(bytes, done).await;
+    step("read past the end", format!("{} bytes, {done:?}", bytes.len()));
+    step("set-size 3", format!("{:?}, size {:?}", file.set_size(3).await, file.stat().await.map(|s| s.size)));
+    step("same object", format!("{} {}", data.is_same_object(&data).await, data.is_same_object(&file).await));
+    step("hash stable", format!("{}", file.metadata_hash().await.ok().map(|h| (h.lower, h.upper)) == data.metadata_hash_at(PathFlags::empty(), "new.txt".into()).await.ok().map(|h| (h.lower, h.upper))));
+    drop(file);
+
+    let (entries, done) = data.read_directory();
+    let (entries, done) = drain(entries, done).await;
+    let mut listed: Vec<String> = entries.iter().map(|e| format!("{} {:?}", e.name, e.type_)).collect();
+    listed.sort();
+    step("read-directory", format!("{listed:?}, {done:?}"));
+    step("stat-at hello.txt", format!("{:?}", data.stat_at(PathFlags::empty(), "hello.txt".into()).await.map(|s| (s.type_, s.size))));
+    step("rename", format!("{:?}", data.rename_at("new.txt".into(), &data, "renamed.txt".into()).await));
+    step("old name", format!("{:?}", data.stat_at(PathFlags::empty(), "new.txt".into()).await.map(|_| ())));
+    step("new name", format!("{:?}", data.stat_at(PathFlags::empty(), "renamed.txt".into()).await.map(|s| s.size)));
+    step("link", format!("{:?}", data.link_at(PathFlags::empty(), "renamed.txt".into(), &data, "linked.txt".into()).await));
+    step("link count", format!("{:?}", data.stat_at(PathFlags::empty(), "linked.txt".into()).await.map(|s| s.link_count)));
+    step("unlink", format!("{:?} {:?}", data.unlink_file_at("renamed.txt".into()).await, data.unlink_file_at("linked.txt".into()).await));
+    step("unlink again", format!("{:?}", data.unlink_file_at("renamed.txt".into()).await));
+    step("mkdir", format!("{:?}", data.create_directory_at("made".into()).await));
+    step("mkdir again", format!("{:?}", data.create_directory_at("made".into()).await));
+    step("rmdir", format!("{:?}", data.remove_directory_at("made".into()).await));
+    step("rmdir non-empty", format!("{:?}", data.remove_directory_at("sub".into()).await));
+    step("symlink", format!("{:?}", data.symlink_at("hello.txt".into(), "link-to-hello".into()).await));
+    step("readlink", format!("{:?}", data.readlink_at("link-to-hello".into()).await));
+    step("through the symlink", format!("{:?}", data.stat_at(PathFlags::SYMLINK_FOLLOW, "link-to-hello".into()).await.map(|s| s.size)));
+    let _ = data.unlink_file_at("link-to-hello".into()).await;
+
+    // Nothing leaves the preopen.
+    step("open ..", format!("{:?}", data.open_at(PathFlags::empty(), "../outside/secret".into(), OpenFlags::empty(), DescriptorFlags::READ).await.map(|_| ())));
+    step("open absolute", format!("{:?}", data.open_at(PathFlags::empty(), "/etc/passwd".into(), OpenFlags::empty(), DescriptorFlags::READ).await.map(|_| ())));
+    step("open through escape", format!("{:?}", data.open_at(PathFlags::SYMLINK_FOLLOW, "escape/secret".into(), OpenFlags::empty(), DescriptorFlags::READ).await.map(|_| ())));
+    step("stat-at through escape", format!("{:?}", data.stat_at(PathFlags::SYMLINK_FOLLOW, "escape".into()).await.map(|_| ())));
+    step("readlink escape", format!("{:?}", data.readlink_at("escape".into()).await));
+    step("symlink out", format!("{:?}", data.symlink_at("/etc/passwd".into(), "abs".into()).await));
+
+    // What a descriptor was opened for bounds its streams.
+    let hello = data.open_at(PathFlags::empty(), "hello.txt".into(), OpenFlags::empty(), DescriptorFlags::READ).await.expect("hello.txt");
+    step("write read-only file", write_file(b"no".to_vec(), |r| hello.write_via_stream(r, 0)).await);
+    let (bytes, done) = data.read_via_stream(0);
+    let (bytes, done) = drain(bytes, done).await;
+    step("read a directory", format!("{} bytes, {done:?}", bytes.len()));
+    let (entries, done) = hello.read_directory();
+    let (entries, done) = drain(entries, done).await;
+    step("read-directory of a file", format!("{} entries, {done:?}", entries.len()));
+
+    // A read-only preopen.
+    step("ro create", format!("{:?}", ro.open_at(PathFlags::empty(), "new.txt".into(), OpenFlags::CREATE, rw).await.map(|_| ())));
+    step("ro mkdir", format!("{:?}", ro.create_directory_at("made".into()).await));
+    let ro_hello = ro.open_at(PathFlags::empty(), "hello.txt".into(), OpenFlags::empty(), DescriptorFlags::READ).await.expect("ro hello.txt");
+    step("ro append", write_file(b"no".to_vec(), |r| ro_hello.append_via_stream(r)).await);
+    let (bytes, done) = ro_hello.read_via_stream(0);
+    let (bytes, done) = drain(bytes, done).await;
+    step("ro read", format!("{:?}, {done:?}", String::from_utf8_lossy(&bytes)));
+    log
+}
+
+/// Copies /data/SRC to /data/DST through a read stream and a write stream, 64 KiB reads.
+async fn fs_copy(source: &str, target: &str) -> String {
+    use wasip3::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let Some(data) = preopen("/data") else { return "no /data\n".into() };
+    let from = match data.open_at(PathFlags::empty(), source.into(), OpenFlags::empty(), DescriptorFlags::READ).await {
+        Ok(file) => file,
+        Err(e) => return format!("open {source}: {e:?}\n"),
+    };
+    let to = match data.open_at(PathFlags::empty(), target.into(), OpenFlags::CREATE | OpenFlags::TRUNCATE, DescriptorFlags::WRITE).await {
+        Ok(file) => file,
+        Err(e) => return format!("open {target}: {e:?}\n"),
+    };
+    let (mut input, input_done) = from.read_via_stream(0);
+    let (mut writer, reader) = wit_stream::new();
+    let output_done = to.write_via_stream(reader, 0);
+    let copied = pump(&mut input, &mut writer).await;
+    drop(input);
+    drop(writer);
+    format!("copied {copied}; read {:?}; write {:?}\n", input_done.await, output_done.await)
+}
+
+/// Moves everything from `input` to `output`, 64 KiB reads, until either end stops;
+/// returns how many bytes were read.
+async fn pump(
+    input: &mut wasip3::wit_bindgen::StreamReader<u8>,
+    output: &mut wasip3::wit_bindgen::StreamWriter<u8>,
+) -> usize {
+    let mut moved = 0usize;
+    loop {
+        let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
+        moved += chunk.len();
+        if !chunk.is_empty() && !output.write_all(chunk).await.is_empty() {
+            break;
+        }
+        if !matches!(status, StreamResult::Complete(_)) {
+            break;
+        }
+    }
+    moved
+}
+
 /// Polls every future until all are done (no executor crate in this guest).
 async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
@@ -509,20 +674,7 @@ async fn cat() -> Result<(), ()> {
     let (mut input, input_done) = stdin::read_via_stream();
     let (mut writer, reader) = wit_stream::new();
     let output_done = stdout::write_via_stream(reader);
-    let mut copied = 0u64;
-    loop {
-        let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
-        if !chunk.is_empty() {
-            copied += chunk.len() as u64;
-            if !writer.write_all(chunk).await.is_empty() {
-                break;
-            }
-        }
-        match status {
-            StreamResult::Complete(_) => {}
-            StreamResult::Dropped | StreamResult::Cancelled => break,
-        }
-    }
+    let copied = pump(&mut input, &mut writer).await;
     drop(input);
     drop(writer);
     let input_result = input_done.await;
@@ -616,6 +768,11 @@ impl wasip3::exports::cli::run::Guest for Probe {
             "tcp-echo-client" => say(tcp_echo_client(arg(&args, 2) as u16, arg(&args, 3) as usize).await).await,
             "tcp-loop" => say(tcp_loop(arg(&args, 2) as usize).await).await,
             "tcp-limits" => say(tcp_limits().await).await,
+            "fs" => say(fs_script().await).await,
+            "fs-copy" => {
+                let (from, to) = (args.get(2).cloned().unwrap_or_default(), args.get(3).cloned().unwrap_or_default());
+                say(fs_copy(&from, &to).await).await
+            }
             "tcp-cancel-connect" => say(tcp_cancel_connect().await).await,
             "tcp-reset" => say(tcp_reset(arg(&args, 2) as u16).await).await,
             "tcp-drop-halfway" => say(tcp_drop_halfway(arg(&args, 2) as u16, arg(&args, 3) as usize).await).await,
