@@ -1,12 +1,9 @@
-//! `wasi:clocks`: monotonic clock (with timer pollables) and wall clock.
+//! The `wasi:clocks` core: the monotonic clock, its deadlines and the wall clock (0.2 glue:
+//! `crate::p2::clocks`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmtime::component::Resource;
-
-use crate::WasiCtxView;
-use crate::bindings::wasi::clocks::{monotonic_clock, wall_clock};
-use crate::io::{Pollable, PollableResource, subscribe_owned};
+use crate::io::Pollable;
 
 /// Nanoseconds of the OS monotonic clock (`CLOCK_MONOTONIC`).
 pub(crate) fn monotonic_now() -> u64 {
@@ -24,7 +21,7 @@ pub(crate) fn resolution_ns(clock: rustix::time::ClockId) -> u64 {
 
 /// A pollable that becomes ready at a monotonic-clock deadline (in nanoseconds).
 pub struct Deadline {
-    at_ns: u64,
+    pub(crate) at_ns: u64,
 }
 
 impl Deadline {
@@ -66,39 +63,5 @@ impl Pollable for Deadline {
             });
             let _ = wait_done.await;
         }
-    }
-}
-
-impl monotonic_clock::Host for WasiCtxView<'_> {
-    fn now(&mut self) -> wasmtime::Result<u64> {
-        Ok(monotonic_now())
-    }
-    fn resolution(&mut self) -> wasmtime::Result<u64> {
-        Ok(resolution_ns(rustix::time::ClockId::Monotonic))
-    }
-    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<PollableResource>> {
-        subscribe_owned(self.table, Deadline { at_ns: when })
-    }
-    fn subscribe_duration(&mut self, when: u64) -> wasmtime::Result<Resource<PollableResource>> {
-        let at_ns = monotonic_now().saturating_add(when);
-        subscribe_owned(self.table, Deadline { at_ns })
-    }
-}
-
-impl wall_clock::Host for WasiCtxView<'_> {
-    fn now(&mut self) -> wasmtime::Result<wall_clock::Datetime> {
-        // Before 1970 is not representable in `datetime`; report the epoch then.
-        let (seconds, nanoseconds) = system_now();
-        Ok(wall_clock::Datetime {
-            seconds,
-            nanoseconds,
-        })
-    }
-    fn resolution(&mut self) -> wasmtime::Result<wall_clock::Datetime> {
-        let ns = resolution_ns(rustix::time::ClockId::Realtime);
-        Ok(wall_clock::Datetime {
-            seconds: ns / 1_000_000_000,
-            nanoseconds: (ns % 1_000_000_000) as u32,
-        })
     }
 }

@@ -1,4 +1,8 @@
-//! Weir: a WASI 0.2 host for Wasmtime.
+//! Weir: a WASI 0.2 and 0.3 host for Wasmtime.
+//!
+//! Layout: one host core per interface (`io`, `cli`, `clocks`, `random`, `filesystem`,
+//! `sockets`, `sys`), and a thin glue layer per ABI over it: [`p2`] (WASI 0.2), [`p3`]
+//! (WASI 0.3) and [`p1`] (preview1 core modules).
 //!
 //! Weir implements `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:cli` and
 //! `wasi:filesystem` (0.2.0 through 0.2.12) for components run by Wasmtime, with the exact
@@ -29,7 +33,8 @@
 //! # Ok(()) }
 //! ```
 
-pub mod bindings;
+pub mod p2;
+pub use p2::bindings;
 pub mod cli;
 pub mod clocks;
 pub mod command;

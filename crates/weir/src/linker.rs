@@ -57,7 +57,7 @@ pub fn add_to_linker_async<T: WasiView + 'static>(linker: &mut Linker<T>) -> was
     let get = view::<T>;
     wasi::io::poll::add_to_linker::<T, HasWasi>(linker, get)?;
     wasi::io::streams::add_to_linker::<T, HasWasi>(linker, get)?;
-    crate::io::host::add_write_from_guest_memory(linker)?;
+    crate::p2::io::add_write_from_guest_memory(linker)?;
     Ok(())
 }
 
@@ -68,6 +68,6 @@ pub fn add_to_linker_sync<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasm
     let get = view::<T>;
     crate::bindings::sync_io::wasi::io::poll::add_to_linker::<T, HasWasi>(linker, get)?;
     crate::bindings::sync_io::wasi::io::streams::add_to_linker::<T, HasWasi>(linker, get)?;
-    crate::io::host::add_write_from_guest_memory(linker)?;
+    crate::p2::io::add_write_from_guest_memory(linker)?;
     Ok(())
 }

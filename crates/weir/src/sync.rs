@@ -8,9 +8,9 @@ use wasmtime::component::Resource;
 
 use crate::WasiCtxView;
 use crate::bindings::sync_io::wasi::io::{poll, streams};
-use crate::io::host::IoOps;
 use crate::io::{InputStreamResource, OutputStreamResource};
 use crate::io::{PollableResource, StreamError, StreamResult};
+use crate::p2::io::IoOps;
 
 fn fallback_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -97,7 +97,7 @@ impl streams::Host for WasiCtxView<'_> {
         error: StreamError,
     ) -> wasmtime::Result<streams::StreamError> {
         Ok(
-            match crate::io::host::to_guest_stream_error(self.table, error)? {
+            match crate::p2::io::to_guest_stream_error(self.table, error)? {
                 crate::bindings::wasi::io::streams::StreamError::Closed => {
                     streams::StreamError::Closed
                 }

@@ -5,12 +5,12 @@
 //! here, in the host layer, once for every stream implementation: an implementation only has
 //! to be honest about how much it can take.
 
-mod error;
-pub(crate) mod host;
+pub(crate) mod error;
+
 pub mod pipe;
 pub(crate) mod poll;
 pub mod stdio;
-mod streams;
+pub(crate) mod streams;
 pub(crate) mod write_queue;
 
 pub use error::{IoError, StreamError, StreamResult};

@@ -308,8 +308,8 @@ fn close_entry(view: &mut WasiCtxView<'_>, entry: Fd) -> P1Result<()> {
     match entry {
         Fd::File(file) => HostDescriptor::drop(view, file.desc)?,
         Fd::Dir(dir) => HostDescriptor::drop(view, dir.desc)?,
-        Fd::Stdin(stream, _) => crate::io::host::IoOps(view.table).drop_input(stream)?,
-        Fd::Output(stream, _) => crate::io::host::IoOps(view.table).drop_output(stream)?,
+        Fd::Stdin(stream, _) => crate::p2::io::IoOps(view.table).drop_input(stream)?,
+        Fd::Output(stream, _) => crate::p2::io::IoOps(view.table).drop_output(stream)?,
     }
     Ok(())
 }

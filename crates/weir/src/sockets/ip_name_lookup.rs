@@ -11,13 +11,10 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use wasmtime::component::Resource;
 
-use super::{Network, NetworkStats, NetworkUse, SocketResult, enforce_name};
-use crate::WasiCtxView;
-use crate::bindings::wasi::sockets::ip_name_lookup;
+use super::{NetworkStats, NetworkUse, SocketResult, enforce_name};
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddress};
-use crate::io::{Pollable, PollableResource, subscribe};
+use crate::io::Pollable;
 
 type Lookup = Result<Vec<IpAddr>, ErrorCode>;
 
@@ -150,18 +147,6 @@ fn ascii_host_name(name: &str) -> Option<String> {
     is_valid_host_name(&ascii).then_some(ascii)
 }
 
-impl ip_name_lookup::Host for WasiCtxView<'_> {
-    fn resolve_addresses(
-        &mut self,
-        network: Resource<Network>,
-        name: String,
-    ) -> SocketResult<Resource<ResolveAddressStream>> {
-        let policy = self.table.get(&network)?.policy.clone();
-        let stream = start_lookup(&self.ctx.sockets, &policy, name)?;
-        Ok(self.table.push(stream)?)
-    }
-}
-
 /// Starts resolving `name` under `policy` (the checks, the literal shortcut and the bounded
 /// resolver pool that 0.2's `resolve-addresses` and 0.3's share).
 pub(crate) fn start_lookup(
@@ -208,27 +193,6 @@ pub(crate) fn start_lookup(
             Resolution::Pending(lookup)
         };
         Ok(ResolveAddressStream { state })
-    }
-}
-
-impl ip_name_lookup::HostResolveAddressStream for WasiCtxView<'_> {
-    fn resolve_next_address(
-        &mut self,
-        stream: Resource<ResolveAddressStream>,
-    ) -> SocketResult<Option<IpAddress>> {
-        self.table.get_mut(&stream)?.next_address()
-    }
-
-    fn subscribe(
-        &mut self,
-        stream: Resource<ResolveAddressStream>,
-    ) -> wasmtime::Result<Resource<PollableResource>> {
-        subscribe(self.table, &stream)
-    }
-
-    fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
     }
 }
 

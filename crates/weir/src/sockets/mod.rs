@@ -1,5 +1,6 @@
-//! `wasi:sockets`: network, instance-network, UDP, TCP and `ip-name-lookup`, under a
-//! deny-by-default [`NetworkPolicy`].
+//! The `wasi:sockets` core: UDP, TCP and name lookup state machines under a deny-by-default
+//! [`NetworkPolicy`], with limits and counters; `crate::p2::sockets` and `crate::p3::sockets`
+//! are the two ABIs over it.
 
 pub mod ip_name_lookup;
 mod policy;
@@ -10,19 +11,13 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use wasmtime::component::Resource;
-
 pub use policy::{
     Action, Cidr, Decision, NamePattern, NetworkPolicy, NetworkUse, PolicyError, Rule,
 };
 
-use crate::WasiCtxView;
-use crate::bindings::wasi::sockets::instance_network;
 use crate::bindings::wasi::sockets::network::{
-    self as network_bindings, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
-    Ipv6SocketAddress,
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
-use crate::io::IoError;
 
 /// Default for [`SocketsConfig::max_udp_sockets`].
 pub const DEFAULT_MAX_UDP_SOCKETS: usize = 256;
@@ -396,37 +391,4 @@ pub(crate) fn set_hop_limit(
         socket.set_unicast_hops_v6(u32::from(value))?;
     }
     Ok(())
-}
-
-impl network_bindings::Host for WasiCtxView<'_> {
-    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
-        error.into_guest()
-    }
-
-    fn network_error_code(
-        &mut self,
-        err: Resource<IoError>,
-    ) -> wasmtime::Result<Option<ErrorCode>> {
-        Ok(self
-            .table
-            .get(&err)?
-            .as_io()
-            .map(crate::sys::socket_error_code))
-    }
-}
-
-impl network_bindings::HostNetwork for WasiCtxView<'_> {
-    fn drop(&mut self, network: Resource<Network>) -> wasmtime::Result<()> {
-        self.table.delete(network)?;
-        Ok(())
-    }
-}
-
-impl instance_network::Host for WasiCtxView<'_> {
-    fn instance_network(&mut self) -> wasmtime::Result<Resource<Network>> {
-        let network = Network {
-            policy: self.ctx.sockets.config.policy.clone(),
-        };
-        Ok(self.table.push(network)?)
-    }
 }

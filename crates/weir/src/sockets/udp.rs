@@ -1,4 +1,4 @@
-//! `wasi:sockets/udp` and `udp-create-socket`.
+//! The UDP core of `wasi:sockets` (both ABIs: `crate::p2::sockets::udp`, `crate::p3::sockets`).
 //!
 //! Sends are batched into as few system calls as the kernel allows: consecutive datagrams to
 //! the same destination with the same size go out as one UDP GSO (`UDP_SEGMENT`) send;
@@ -15,20 +15,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use wasmtime::component::Resource;
 
 use super::{
-    Buffer, Network, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult,
-    SocketSlot, check_family, check_remote, enforce, from_socket_addr, get_buffer_size, hop_limit,
-    is_ipv4, set_buffer_size, set_hop_limit, to_socket_addr,
+    NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot, check_family,
+    check_remote, enforce, from_socket_addr, is_ipv4, to_socket_addr,
 };
-use crate::WasiCtxView;
-use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
-use crate::bindings::wasi::sockets::udp::{
-    self as udp_bindings, IncomingDatagram, OutgoingDatagram,
-};
-use crate::bindings::wasi::sockets::udp_create_socket;
-use crate::io::{Pollable, PollableResource, subscribe};
+use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily};
+use crate::bindings::wasi::sockets::udp::{IncomingDatagram, OutgoingDatagram};
+use crate::io::Pollable;
 
 /// The most datagrams one `check-send` permits (the kernel's GSO segment limit is 64).
 pub const MAX_SEND_PERMIT: usize = 64;
@@ -283,6 +277,23 @@ impl UdpSocket {
         })
     }
 
+    /// The sending side of association `generation` (with `remote`, if connected).
+    pub(crate) fn outgoing(
+        &self,
+        generation: u64,
+        remote: Option<SocketAddr>,
+    ) -> SocketResult<OutgoingDatagramStream> {
+        Ok(OutgoingDatagramStream {
+            shared: self.shared.clone(),
+            generation,
+            remote,
+            policy: self.policy()?.clone(),
+            permit: None,
+            size_estimate: INITIAL_SIZE_ESTIMATE,
+            batch: Vec::new(),
+        })
+    }
+
     fn policy(&self) -> SocketResult<&Arc<NetworkPolicy>> {
         self.policy
             .as_ref()
@@ -437,7 +448,7 @@ impl IncomingDatagramStream {
 }
 
 impl OutgoingDatagramStream {
-    fn check_send(&mut self) -> SocketResult<u64> {
+    pub(crate) fn check_send(&mut self) -> SocketResult<u64> {
         self.permit = None;
         require_current(&self.shared, self.generation)?;
         let permit = self.shared.send_permit(self.size_estimate)?;
@@ -455,7 +466,7 @@ impl OutgoingDatagramStream {
         )
     }
 
-    fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
+    pub(crate) fn send(&mut self, datagrams: Vec<OutgoingDatagram>) -> SocketResult<u64> {
         let permit = self.permit.take().ok_or_else(|| {
             SocketError::Trap(wasmtime::format_err!(
                 "wasi:sockets/udp.outgoing-datagram-stream.send: not preceded by check-send \
@@ -628,195 +639,6 @@ fn finish(sent: usize, error: SocketError) -> SocketResult<u64> {
         SocketError::Trap(error) => Err(SocketError::Trap(error)),
         code if sent == 0 => Err(code),
         _ => Ok(sent as u64),
-    }
-}
-
-type Socket = Resource<UdpSocket>;
-
-impl WasiCtxView<'_> {
-    fn udp(&mut self, socket: &Socket) -> SocketResult<&mut UdpSocket> {
-        Ok(self.table.get_mut(socket)?)
-    }
-}
-
-impl udp_create_socket::Host for WasiCtxView<'_> {
-    fn create_udp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Socket> {
-        let sockets = &self.ctx.sockets;
-        if !sockets.config.udp {
-            return Err(ErrorCode::AccessDenied.into());
-        }
-        let slot = SocketSlot::take(&sockets.open_udp_sockets, sockets.config.max_udp_sockets)?;
-        let socket = UdpSocket::new(family, sockets.stats.clone(), slot)?;
-        Ok(self.table.push(socket)?)
-    }
-}
-
-impl udp_bindings::Host for WasiCtxView<'_> {}
-
-impl udp_bindings::HostUdpSocket for WasiCtxView<'_> {
-    fn start_bind(
-        &mut self,
-        socket: Socket,
-        network: Resource<Network>,
-        local_address: IpSocketAddress,
-    ) -> SocketResult<()> {
-        let policy = self.table.get(&network)?.policy.clone();
-        let stats = self.ctx.sockets.stats.clone();
-        let udp = self.udp(&socket)?;
-        match udp.state {
-            UdpState::Unbound => {}
-            UdpState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
-            UdpState::Bound | UdpState::Connected(_) => return Err(ErrorCode::InvalidState.into()),
-        }
-        udp.bind_to(policy, &stats, to_socket_addr(local_address))?;
-        udp.state = UdpState::BindStarted;
-        Ok(())
-    }
-
-    fn finish_bind(&mut self, socket: Socket) -> SocketResult<()> {
-        let udp = self.udp(&socket)?;
-        if udp.state != UdpState::BindStarted {
-            return Err(ErrorCode::NotInProgress.into());
-        }
-        udp.state = UdpState::Bound;
-        Ok(())
-    }
-
-    fn stream(
-        &mut self,
-        socket: Socket,
-        remote_address: Option<IpSocketAddress>,
-    ) -> SocketResult<(
-        Resource<IncomingDatagramStream>,
-        Resource<OutgoingDatagramStream>,
-    )> {
-        let udp = self.udp(&socket)?;
-        if !matches!(udp.state, UdpState::Bound | UdpState::Connected(_)) {
-            return Err(ErrorCode::InvalidState.into());
-        }
-        let remote = remote_address.map(to_socket_addr);
-        let generation = udp.reassociate(remote)?;
-        let policy = udp.policy()?.clone();
-        let incoming = udp.incoming(generation)?;
-        let shared = udp.shared.clone();
-        let outgoing = OutgoingDatagramStream {
-            shared,
-            generation,
-            remote,
-            policy,
-            permit: None,
-            size_estimate: INITIAL_SIZE_ESTIMATE,
-            batch: Vec::new(),
-        };
-        Ok((self.table.push(incoming)?, self.table.push(outgoing)?))
-    }
-
-    fn local_address(&mut self, socket: Socket) -> SocketResult<IpSocketAddress> {
-        let udp = self.udp(&socket)?;
-        if matches!(udp.state, UdpState::Unbound | UdpState::BindStarted) {
-            return Err(ErrorCode::InvalidState.into());
-        }
-        Ok(from_socket_addr(udp.shared.socket.get_ref().local_addr()?))
-    }
-
-    fn remote_address(&mut self, socket: Socket) -> SocketResult<IpSocketAddress> {
-        match self.udp(&socket)?.state {
-            UdpState::Connected(remote) => Ok(from_socket_addr(remote)),
-            _ => Err(ErrorCode::InvalidState.into()),
-        }
-    }
-
-    fn address_family(&mut self, socket: Socket) -> wasmtime::Result<IpAddressFamily> {
-        Ok(self.table.get(&socket)?.shared.family)
-    }
-
-    fn unicast_hop_limit(&mut self, socket: Socket) -> SocketResult<u8> {
-        let udp = self.udp(&socket)?;
-        hop_limit(udp.shared.socket.get_ref().into(), udp.shared.family)
-    }
-
-    fn set_unicast_hop_limit(&mut self, socket: Socket, value: u8) -> SocketResult<()> {
-        let udp = self.udp(&socket)?;
-        set_hop_limit(udp.shared.socket.get_ref().into(), udp.shared.family, value)
-    }
-
-    fn receive_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
-        let udp = self.udp(&socket)?;
-        get_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Receive)
-    }
-
-    fn set_receive_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
-        let udp = self.udp(&socket)?;
-        set_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Receive, value)
-    }
-
-    fn send_buffer_size(&mut self, socket: Socket) -> SocketResult<u64> {
-        let udp = self.udp(&socket)?;
-        get_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Send)
-    }
-
-    fn set_send_buffer_size(&mut self, socket: Socket, value: u64) -> SocketResult<()> {
-        let udp = self.udp(&socket)?;
-        set_buffer_size(udp.shared.socket.get_ref().into(), Buffer::Send, value)?;
-        udp.shared.refresh_send_buffer_bytes()?;
-        Ok(())
-    }
-
-    fn subscribe(&mut self, socket: Socket) -> wasmtime::Result<Resource<PollableResource>> {
-        subscribe(self.table, &socket)
-    }
-
-    fn drop(&mut self, socket: Socket) -> wasmtime::Result<()> {
-        self.table.delete(socket)?;
-        Ok(())
-    }
-}
-
-impl udp_bindings::HostIncomingDatagramStream for WasiCtxView<'_> {
-    fn receive(
-        &mut self,
-        stream: Resource<IncomingDatagramStream>,
-        max_results: u64,
-    ) -> SocketResult<Vec<IncomingDatagram>> {
-        self.table.get_mut(&stream)?.receive(max_results)
-    }
-
-    fn subscribe(
-        &mut self,
-        stream: Resource<IncomingDatagramStream>,
-    ) -> wasmtime::Result<Resource<PollableResource>> {
-        subscribe(self.table, &stream)
-    }
-
-    fn drop(&mut self, stream: Resource<IncomingDatagramStream>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
-    }
-}
-
-impl udp_bindings::HostOutgoingDatagramStream for WasiCtxView<'_> {
-    fn check_send(&mut self, stream: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
-        self.table.get_mut(&stream)?.check_send()
-    }
-
-    fn send(
-        &mut self,
-        stream: Resource<OutgoingDatagramStream>,
-        datagrams: Vec<OutgoingDatagram>,
-    ) -> SocketResult<u64> {
-        self.table.get_mut(&stream)?.send(datagrams)
-    }
-
-    fn subscribe(
-        &mut self,
-        stream: Resource<OutgoingDatagramStream>,
-    ) -> wasmtime::Result<Resource<PollableResource>> {
-        subscribe(self.table, &stream)
-    }
-
-    fn drop(&mut self, stream: Resource<OutgoingDatagramStream>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
     }
 }
 

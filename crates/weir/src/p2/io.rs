@@ -4,11 +4,11 @@
 use bytes::Bytes;
 use wasmtime::component::{Resource, ResourceTable};
 
-use super::error::{IoError, StreamError, StreamResult};
-use super::poll::{self, PollableResource};
-use super::streams::{InputStreamResource, MAX_READ_BYTES, OutputStreamResource};
 use crate::WasiCtxView;
 use crate::bindings::wasi::io::{error, poll as poll_bindings, streams};
+use crate::io::error::{IoError, StreamError, StreamResult};
+use crate::io::poll::{self, PollableResource};
+use crate::io::streams::{InputStreamResource, MAX_READ_BYTES, OutputStreamResource};
 
 /// Converts a host [`StreamError`] into the guest's `stream-error` (or a trap).
 pub(crate) fn to_guest_stream_error(
