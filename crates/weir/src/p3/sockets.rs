@@ -12,10 +12,10 @@
 //! - `tcp-socket`: `bind`/`listen` are the 0.2 steps in one call (`listen` binds implicitly,
 //!   under the `tcp-bind` rules). `connect` waits for the handshake without holding the
 //!   instance. `listen`'s stream accepts when the guest reads it; at the socket limit it
-//!   waits for a free slot instead of accepting and dropping. `send` pipes the guest's
-//!   stream into the connection's 0.2 output stream (its `check-write` permit bounds what
-//!   the host holds; bytes go from guest memory to the kernel without a copy) and closing
-//!   it sends the FIN after the last byte. `receive` reads from the socket straight into the
+//!   waits for a free slot instead of accepting and dropping. `send` moves the guest's
+//!   bytes from its memory straight to the socket, as many as the kernel takes at a time
+//!   (while the send buffer is full the guest's write waits; the host holds no byte), and
+//!   closing the stream sends the FIN after the last byte. `receive` reads from the socket straight into the
 //!   guest's buffer; dropping the stream early is `shutdown(SHUT_RD)`.
 
 use std::io;
@@ -34,7 +34,7 @@ use super::bindings::wasi::sockets::types::{
     self, Duration, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
     Ipv6SocketAddress,
 };
-use super::streams::{ByteConsumer, ByteProducer, Ended, Finish, outcome_future, resolved_future};
+use super::streams::{ByteProducer, Ended, outcome_future, resolved_future};
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network as p2;
 use crate::io::StreamError;
@@ -738,24 +738,13 @@ impl<U: 'static> types::HostTcpSocketWithStore<U> for HasWasi {
             return resolved_future(&mut host, Err(ErrorCode::InvalidState));
         }
         tcp.sending = true;
-        let shared = tcp.core.shared.clone();
-        let output = Box::new(tcp.core.output_stream());
-        // Closing the stream is `shutdown(SHUT_WR)`: the FIN follows the last byte, and the
-        // future resolves once the kernel has every byte.
-        let fin: Finish<ErrorCode> = Box::new(move |_stream| {
-            Box::pin(async move {
-                returned(shared.shutdown_send()).unwrap_or(Ok(()))?;
-                shared
-                    .delivered()
-                    .await
-                    .map_err(|error| p3_code(crate::sys::socket_error_code(&error)))
-            })
-        });
         let (sender, receiver) = oneshot::channel();
-        data.pipe(
-            &mut host,
-            ByteConsumer::new(output, sender, tcp_stream_code, fin),
-        )?;
+        let consumer = SendStream {
+            shared: tcp.core.shared.clone(),
+            waiting: None,
+            outcome: Some(sender),
+        };
+        data.pipe(&mut host, consumer)?;
         outcome_future(&mut host, receiver)
     }
 
@@ -783,6 +772,82 @@ impl<U: 'static> types::HostTcpSocketWithStore<U> for HasWasi {
             });
         let stream = StreamReader::new(&mut host, producer)?;
         Ok((stream, outcome_future(&mut host, receiver)?))
+    }
+}
+
+/// The consumer of a `send` stream: bytes go from guest memory straight to the socket, as
+/// many as the kernel takes; while its send buffer is full the guest's write waits, its
+/// bytes still in guest memory. The host holds none of them.
+struct SendStream {
+    shared: Arc<tcp::TcpShared>,
+    waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send>>>,
+    outcome: Option<oneshot::Sender<Result<(), ErrorCode>>>,
+}
+
+impl SendStream {
+    /// Ends the stream with `error`, reported through the future.
+    fn fail(&mut self, error: io::Error) -> std::task::Poll<wasmtime::Result<Transfer>> {
+        let code = match error.kind() {
+            io::ErrorKind::BrokenPipe => ErrorCode::ConnectionBroken,
+            _ => p3_code(crate::sys::socket_error_code(&error)),
+        };
+        if let Some(outcome) = self.outcome.take() {
+            let _ = outcome.send(Err(code));
+        }
+        std::task::Poll::Ready(Ok(Transfer::Dropped))
+    }
+}
+
+impl<D> wasmtime::component::StreamConsumer<D> for SendStream {
+    type Item = u8;
+
+    fn poll_consume(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        store: StoreContextMut<D>,
+        source: wasmtime::component::Source<'_, u8>,
+        finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<Transfer>> {
+        use std::task::Poll;
+        let mut source = source.as_direct(store);
+        loop {
+            if let Some(waiting) = &mut self.waiting {
+                match waiting.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => self.waiting = None,
+                    Poll::Ready(Err(error)) => return self.fail(error),
+                    // Nothing was taken: the guest may cancel its write.
+                    Poll::Pending if finish => return Poll::Ready(Ok(Transfer::Cancelled)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let bytes = source.remaining();
+            // An empty write asks whether the stream is writable: yes, the next one waits
+            // if the kernel has no room.
+            if bytes.is_empty() {
+                return Poll::Ready(Ok(Transfer::Completed));
+            }
+            match self.shared.try_send(bytes) {
+                Ok(0) => {
+                    let shared = self.shared.clone();
+                    self.waiting = Some(Box::pin(async move { shared.writable().await }));
+                }
+                Ok(n) => {
+                    source.mark_read(n);
+                    return Poll::Ready(Ok(Transfer::Completed));
+                }
+                Err(error) => return self.fail(error),
+            }
+        }
+    }
+}
+
+impl Drop for SendStream {
+    /// The guest closed its end (or the instance went away): every byte it wrote is with
+    /// the kernel, so the FIN goes out now and the future resolves.
+    fn drop(&mut self) {
+        if let Some(outcome) = self.outcome.take() {
+            let _ = outcome.send(returned(self.shared.shutdown_send()).unwrap_or(Ok(())));
+        }
     }
 }
 

@@ -433,6 +433,32 @@ impl TcpShared {
 }
 
 impl TcpShared {
+    /// Sends what the kernel takes of `bytes` now, without waiting or keeping any (0: the
+    /// send buffer is full). For a sender that can wait for room with the bytes still in
+    /// its own hands (a WASI 0.3 `send` stream, whose bytes stay in guest memory), so the
+    /// host holds nothing. Counted as sent once the kernel took them.
+    pub(crate) fn try_send(&self, bytes: &[u8]) -> io::Result<usize> {
+        if !self.writer().unsent.is_empty() {
+            return Ok(0);
+        }
+        match send_no_signal(&self.socket, bytes) {
+            Ok(n) => {
+                NetworkStats::add(&self.stats.tcp_bytes_sent, n as u64);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the socket has room to send, or reports an error or hang-up (which the
+    /// next send then returns).
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        use rustix::event::PollFlags;
+        let events = PollFlags::OUT | PollFlags::ERR | PollFlags::HUP;
+        self.wait_for(Interest::WRITABLE, events).await.map(drop)
+    }
+
     /// `shutdown(receive)`: the input stream ends.
     pub(crate) fn shutdown_receive(&self) -> SocketResult<()> {
         self.receive_closed.store(true, Ordering::Release);
@@ -449,27 +475,6 @@ impl TcpShared {
             shutdown_ignoring_disconnect(self.sock(), Shutdown::Write)?;
         }
         Ok(())
-    }
-
-    /// Waits until no accepted byte is left unsent, and reports the background writer's
-    /// failure if it had one.
-    pub(crate) async fn delivered(&self) -> io::Result<()> {
-        loop {
-            let idle = self.writer_idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            {
-                let mut writer = self.writer();
-                if let Some(error) = writer.error.take() {
-                    writer.failed = true;
-                    return Err(error);
-                }
-                if !writer.draining {
-                    return Ok(());
-                }
-            }
-            idle.await;
-        }
     }
 }
 

@@ -34,6 +34,9 @@
 //!   the future and the socket without waiting.
 //! - `udp-flood N PORT`: sends N datagrams of 64 B to 127.0.0.1:PORT, 64 `send`s in flight
 //!   at a time, and prints how long it took (the UDP send benchmark's guest).
+//! - Benchmark guests, each printing how long its transfer took: `stdout-bench N` (N bytes
+//!   to stdout, 1 MiB writes; to stderr), `tcp-send PORT N`, `tcp-receive PORT` (until
+//!   the peer closes), `udp-receive PORT MS` (datagrams counted for MS ms).
 //! - `flood N`: writes N bytes (the flood pattern, `i % 251`) to stdout, then prints the
 //!   future's result to stderr.
 
@@ -602,6 +605,99 @@ async fn fs_copy(source: &str, target: &str) -> String {
     format!("copied {copied}; read {:?}; write {:?}\n", input_done.await, output_done.await)
 }
 
+/// Writes N bytes to stdout through one stream, 1 MiB writes, and prints how long it took
+/// (to stderr).
+async fn stdout_bench(total: u64) -> Result<(), ()> {
+    let chunk = pattern(1 << 20, 0);
+    let (mut writer, reader) = wit_stream::new();
+    let done = stdout::write_via_stream(reader);
+    let start = monotonic_clock::now();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if !writer.write_all(chunk[..n].to_vec()).await.is_empty() {
+            return Err(());
+        }
+        left -= n as u64;
+    }
+    drop(writer);
+    let result = done.await;
+    let took = monotonic_clock::now() - start;
+    write(true, format!("wrote {total} in {took} ns; {result:?}\n").into_bytes()).await
+}
+
+/// Connects to 127.0.0.1:PORT, sends N bytes (1 MiB writes), closes the stream and prints
+/// how long it took until the future resolved.
+async fn tcp_send_bench(port: u16, total: u64) -> String {
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    if let Err(e) = socket.connect(v4((127, 0, 0, 1), port)).await {
+        return format!("connect: {e:?}\n");
+    }
+    let chunk = pattern(1 << 20, 0);
+    let (mut writer, reader) = wit_stream::new();
+    let done = socket.send(reader);
+    let start = monotonic_clock::now();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if !writer.write_all(chunk[..n].to_vec()).await.is_empty() {
+            break;
+        }
+        left -= n as u64;
+    }
+    drop(writer);
+    let result = done.await;
+    let took = monotonic_clock::now() - start;
+    format!("sent {} in {took} ns; {result:?}\n", total - left)
+}
+
+/// Connects to 127.0.0.1:PORT, reads until the peer closes (64 KiB reads) and prints how
+/// long it took.
+async fn tcp_receive_bench(port: u16) -> String {
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    if let Err(e) = socket.connect(v4((127, 0, 0, 1), port)).await {
+        return format!("connect: {e:?}\n");
+    }
+    let (mut stream, done) = socket.receive();
+    let start = monotonic_clock::now();
+    let mut total = 0u64;
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    loop {
+        let (status, chunk) = stream.read(buffer).await;
+        total += chunk.len() as u64;
+        buffer = chunk;
+        buffer.clear();
+        if !matches!(status, StreamResult::Complete(_)) {
+            break;
+        }
+    }
+    drop(stream);
+    let result = done.await;
+    let took = monotonic_clock::now() - start;
+    format!("received {total} in {took} ns; {result:?}\n")
+}
+
+/// Binds 127.0.0.1:PORT and counts datagrams for MS ms from the first one.
+async fn udp_receive_bench(port: u16, window_ms: u64) -> String {
+    let socket = UdpSocket::create(IpAddressFamily::Ipv4).expect("create");
+    if let Err(e) = socket.bind(v4((127, 0, 0, 1), port)) {
+        return format!("bind: {e:?}\n");
+    }
+    if let Err(e) = socket.receive().await {
+        return format!("receive: {e:?}\n");
+    }
+    let start = monotonic_clock::now();
+    let end = start + window_ms * 1_000_000;
+    let mut count = 1u64;
+    while monotonic_clock::now() < end {
+        if socket.receive().await.is_ok() {
+            count += 1;
+        }
+    }
+    let took = monotonic_clock::now() - start;
+    format!("received {count} in {took} ns\n")
+}
+
 /// Moves everything from `input` to `output`, 64 KiB reads, until either end stops;
 /// returns how many bytes were read.
 async fn pump(
@@ -768,6 +864,10 @@ impl wasip3::exports::cli::run::Guest for Probe {
             "tcp-echo-client" => say(tcp_echo_client(arg(&args, 2) as u16, arg(&args, 3) as usize).await).await,
             "tcp-loop" => say(tcp_loop(arg(&args, 2) as usize).await).await,
             "tcp-limits" => say(tcp_limits().await).await,
+            "stdout-bench" => stdout_bench(arg(&args, 2)).await,
+            "tcp-send" => say(tcp_send_bench(arg(&args, 2) as u16, arg(&args, 3)).await).await,
+            "tcp-receive" => say(tcp_receive_bench(arg(&args, 2) as u16).await).await,
+            "udp-receive" => say(udp_receive_bench(arg(&args, 2) as u16, arg(&args, 3)).await).await,
             "fs" => say(fs_script().await).await,
             "fs-copy" => {
                 let (from, to) = (args.get(2).cloned().unwrap_or_default(), args.get(3).cloned().unwrap_or_default());
