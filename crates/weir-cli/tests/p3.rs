@@ -171,6 +171,21 @@ fn the_readme_wasi_0_3_example_prints_its_greeting() {
 }
 
 #[test]
+fn a_guest_built_against_wasi_0_3_2_runs_on_the_0_3_0_interfaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p3-hello-0-3-2.wasm");
+    let bytes = weir_test_guests::p3_guest("hello_0_3_2").unwrap();
+    // It really is a 0.3.2 guest: its imports and its export carry that version.
+    let names = String::from_utf8_lossy(&bytes);
+    assert!(names.contains("wasi:cli/run@0.3.2"));
+    assert!(names.contains("wasi:cli/stdout@0.3.2"));
+    std::fs::write(&path, &*bytes).unwrap();
+    let out = weir().arg("run").arg(&path).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello from a WASI 0.3 component\n");
+}
+
+#[test]
 fn bytes_taken_before_the_guest_drops_its_stream_and_future_are_still_written() {
     let dir = tempfile::tempdir().unwrap();
     let probe = probe_file(dir.path());
