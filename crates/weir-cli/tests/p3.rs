@@ -180,7 +180,12 @@ fn a_guest_built_against_wasi_0_3_2_runs_on_the_0_3_0_interfaces() {
     assert!(names.contains("wasi:cli/run@0.3.2"));
     assert!(names.contains("wasi:cli/stdout@0.3.2"));
     std::fs::write(&path, &*bytes).unwrap();
-    let out = weir().arg("run").arg(&path).stdin(Stdio::null()).output().unwrap();
+    let out = weir()
+        .arg("run")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello from a WASI 0.3 component\n");
 }
