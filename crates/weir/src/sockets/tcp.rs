@@ -544,6 +544,7 @@ impl TcpSocket {
     pub(crate) fn output_stream(&self) -> TcpOutputStream {
         TcpOutputStream {
             shared: self.shared.clone(),
+            slice_writer: Arc::new(TcpSliceWriter(self.shared.clone())),
         }
     }
 }
@@ -979,6 +980,8 @@ impl TcpInputStream {
 /// A connection's `output-stream`.
 pub struct TcpOutputStream {
     shared: Arc<TcpShared>,
+    /// Made once: the 0.2 host asks for it on every write.
+    slice_writer: Arc<TcpSliceWriter>,
 }
 
 impl TcpOutputStream {
@@ -1010,13 +1013,13 @@ impl OutputStream for TcpOutputStream {
     }
 
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        TcpSliceWriter(self.shared.clone()).write_slice(&bytes)
+        self.slice_writer.write_slice(&bytes)
     }
 
     /// Bytes borrowed from guest memory go to the kernel without a copy (only a remainder
     /// the kernel did not take is copied, into the unsent buffer).
     fn slice_writer(&self) -> Option<Arc<dyn SliceWriter>> {
-        Some(Arc::new(TcpSliceWriter(self.shared.clone())))
+        Some(self.slice_writer.clone())
     }
 
     /// Bytes go to the kernel as they are written; a flush only has to wait for the unsent
