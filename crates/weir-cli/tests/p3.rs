@@ -91,6 +91,24 @@ fn stdin_streams_to_stdout_intact_through_0_3_streams() {
 }
 
 #[test]
+fn dropping_the_stdin_stream_early_resolves_its_future_to_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_file(dir.path());
+    let input = vec![7u8; 1 << 20];
+    let out =
+        weir_test_guests::output_with_stdin(weir().arg("run").arg(&probe).arg("stdin-drop"), input);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let read: usize = stdout
+        .strip_prefix("read ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {stdout}"));
+    assert!((1..=16).contains(&read), "{stdout}");
+    assert!(stdout.ends_with(" then dropped: Ok(())\n"), "{stdout}");
+}
+
+#[test]
 fn a_stdout_reader_that_goes_away_is_the_pipe_error() {
     let dir = tempfile::tempdir().unwrap();
     let probe = probe_file(dir.path());

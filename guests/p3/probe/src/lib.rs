@@ -4,6 +4,8 @@
 //! - `exit N`: `exit-with-code(N)`; `exit-ok`: `exit(ok)`; `fail`: `run` returns `err`.
 //! - `cat`: copies stdin to stdout through `read-via-stream`/`write-via-stream`, 64 KiB
 //!   reads, then prints both futures' results to stderr.
+//! - `stdin-drop`: reads up to 16 bytes of stdin, drops the stream with the rest unread and
+//!   prints the future's result.
 //! - `random N`: prints the lengths `get-random-bytes(N)` and `get-insecure-random-bytes(N)`
 //!   returned.
 //! - `sleep MS`: `wait-for(MS)`, then prints how long it took.
@@ -864,6 +866,14 @@ impl wasip3::exports::cli::run::Guest for Probe {
             "tcp-echo-client" => say(tcp_echo_client(arg(&args, 2) as u16, arg(&args, 3) as usize).await).await,
             "tcp-loop" => say(tcp_loop(arg(&args, 2) as usize).await).await,
             "tcp-limits" => say(tcp_limits().await).await,
+            "stdin-drop" => {
+                // Reads one chunk, drops the stream with input left unread, then reports
+                // the future, which the WIT says resolves to success.
+                let (mut input, done) = stdin::read_via_stream();
+                let (_, chunk) = input.read(Vec::with_capacity(16)).await;
+                drop(input);
+                say(format!("read {} then dropped: {:?}\n", chunk.len(), done.await)).await
+            }
             "stdout-bench" => stdout_bench(arg(&args, 2)).await,
             "tcp-send" => say(tcp_send_bench(arg(&args, 2) as u16, arg(&args, 3)).await).await,
             "tcp-receive" => say(tcp_receive_bench(arg(&args, 2) as u16).await).await,
