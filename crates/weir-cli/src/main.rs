@@ -389,7 +389,7 @@ fn compile(mut args: CompileArgs) -> Result<()> {
 
 /// `-S p3` (default on, as in wasmtime 48): WASI 0.3 interfaces are linked and a 0.3
 /// command (`wasi:cli/run@0.3.x` export) is run as one.
-fn wasi_0_3_enabled(guest: &GuestArgs) -> bool {
+pub(crate) fn wasi_0_3_enabled(guest: &GuestArgs) -> bool {
     guest.common.wasi.p3.unwrap_or(true)
 }
 
@@ -432,6 +432,7 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
         engine,
         &component,
         (!p3).then_some("`-S p3=n` turned WASI 0.3 off"),
+        &[],
     )?;
     let mut linker = Linker::<Host>::new(engine);
     weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
@@ -480,6 +481,7 @@ pub(crate) fn refuse_unprovided_wasi_0_3(
     engine: &Engine,
     component: &Component,
     off: Option<&str>,
+    also_provided: &[&str],
 ) -> Result<()> {
     let p3 = off.is_none();
     let missing: Vec<String> = component
@@ -489,7 +491,8 @@ pub(crate) fn refuse_unprovided_wasi_0_3(
         .filter(|name| name.starts_with("wasi:") && name.contains("@0.3."))
         .filter(|name| {
             let unversioned = name.split('@').next().unwrap_or(name);
-            !p3 || !weir::p3::INTERFACES.contains(&unversioned)
+            !p3 || !(weir::p3::INTERFACES.contains(&unversioned)
+                || also_provided.contains(&unversioned))
         })
         .collect();
     if missing.is_empty() {
@@ -503,8 +506,9 @@ pub(crate) fn refuse_unprovided_wasi_0_3(
     }
     anyhow::bail!(
         "this component imports WASI 0.3 interfaces weir does not provide yet ({}); weir's \
-         WASI 0.3 has wasi:cli, wasi:clocks, wasi:random and wasi:sockets (UDP, name lookup) \
-         (see the README's status table)",
+         WASI 0.3 has wasi:cli, wasi:clocks, wasi:random, wasi:filesystem and wasi:sockets, \
+         and `weir serve` wasi:http/types and the handler export (see the README's status \
+         table)",
         missing.join(", ")
     );
 }

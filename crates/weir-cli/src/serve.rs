@@ -89,26 +89,54 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
                 args.component.display()
             ),
         };
+    let p3 = crate::wasi_0_3_enabled(&args.guest);
+    let service = p3 && weir_http::p3::is_service(&component);
     crate::refuse_unprovided_wasi_0_3(
         &engine,
         &component,
-        Some("`weir serve` does not serve WASI 0.3 components yet (see the README's status table)"),
+        (!p3).then_some("`-S p3=n` turned WASI 0.3 off"),
+        if service {
+            weir_http::p3::INTERFACES
+        } else {
+            &[]
+        },
     )?;
     let mut linker = Linker::<Host>::new(&engine);
-    weir_http::add_proxy_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    if service {
+        weir_http::p3::add_service_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    } else {
+        weir_http::add_proxy_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        if p3 {
+            weir::p3::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        }
+    }
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot link `{}`", args.component.display()))?;
-    let pre = weir_http::bindings::ProxyPre::new(instance_pre)
-        .map_err(anyhow::Error::from)
-        .with_context(|| {
-            format!(
-                "`{}` does not export `wasi:http/incoming-handler`: weir serve serves \
-                 `wasi:http/proxy` components",
-                args.component.display()
-            )
-        })?;
+    let pre: weir_http::server::Handler<Host> = if service {
+        weir_http::p3::bindings::ServicePre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "`{}`: not a wasi:http/service component",
+                    args.component.display()
+                )
+            })?
+            .into()
+    } else {
+        weir_http::bindings::ProxyPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "`{}` does not export `wasi:http/incoming-handler` (0.2) or \
+                     `wasi:http/handler` (0.3): weir serve serves `wasi:http/proxy` and \
+                     `wasi:http/service` components",
+                    args.component.display()
+                )
+            })?
+            .into()
+    };
 
     let network = NetworkSwitches::from_options(&args.guest.common.wasi);
     let policy = crate::network_policy(&args.guest, &network)?;

@@ -273,3 +273,179 @@ fn run_with_s_http_sends_requests_unless_rules_say_otherwise() {
         text(&out.stderr)
     );
 }
+
+/// The WASI 0.3 HTTP service guest (`guests/p3/http`) as a component file in `dir`.
+fn p3_service_file(dir: &Path) -> PathBuf {
+    let path = dir.join("p3-http.wasm");
+    std::fs::write(&path, &*weir_test_guests::p3_guest("http").unwrap()).unwrap();
+    path
+}
+
+/// What a response carried: status, head (lowercased), de-chunked body and trailers.
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+    trailers: String,
+}
+
+/// One HTTP/1.1 request with `extra` header lines, on its own connection, asking for
+/// trailers.
+fn request_with(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: weir.test\r\nconnection: close\r\nte: trailers\r\n\
+         {extra}content-length: {}\r\n\r\n",
+        body.len()
+    );
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        std::thread::spawn(move || stream.write_all(&bytes))
+    };
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    writer.join().unwrap().unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = text(&raw[..split]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let mut rest = &raw[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return Answer {
+            status,
+            head,
+            body: rest.to_vec(),
+            trailers: String::new(),
+        };
+    }
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(text(&rest[..line_end]).trim(), 16).unwrap();
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    Answer {
+        status,
+        head,
+        body,
+        trailers: text(rest).to_ascii_lowercase(),
+    }
+}
+
+#[test]
+fn a_wasi_0_3_service_is_served_with_the_request_as_the_wit_describes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let server = serve(&["--request-timeout", "2"], &service);
+    let hello = request_with(server.addr, "GET", "/", "", b"");
+    assert_eq!(hello.status, 200);
+    assert!(
+        hello.head.contains("content-type: text/plain"),
+        "{}",
+        hello.head
+    );
+    assert_eq!(text(&hello.body), "Hello from a WASI 0.3 service\n");
+
+    // Scheme and authority come from the connection and the Host header; the path keeps
+    // its query; repeated headers keep their order.
+    let info = request_with(
+        server.addr,
+        "DELETE",
+        "/info?x=1&y=2",
+        "x-test: one\r\nx-test: two\r\n",
+        b"",
+    );
+    assert_eq!(
+        text(&info.body),
+        "method: Method::Delete\nscheme: http\nauthority: weir.test\n\
+         path-with-query: /info?x=1&y=2\nx-test: one,two\n"
+    );
+    let missing = request_with(server.addr, "GET", "/nowhere", "", b"");
+    assert_eq!(missing.status, 404);
+
+    // A trap, an error answer and a handler that never answers are 500s; the server goes on.
+    for path in ["/trap", "/error", "/hang"] {
+        assert_eq!(
+            request_with(server.addr, "GET", path, "", b"").status,
+            500,
+            "{path}"
+        );
+    }
+    assert_eq!(request_with(server.addr, "GET", "/", "", b"").status, 200);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("GET /trap: the guest trapped"), "{log}");
+    assert!(
+        log.contains("GET /error: the guest answered with an error"),
+        "{log}"
+    );
+    assert!(
+        log.contains("GET /hang: the handler did not answer within 2s"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_wasi_0_3_service_streams_64_mib_bodies_and_trailers() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let server = serve(&[], &service);
+    let body: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
+
+    // The request's own stream and trailers handed back: host to host through the guest.
+    let echo = request_with(
+        server.addr,
+        "POST",
+        "/echo",
+        "content-type: application/x-test\r\n",
+        &body,
+    );
+    assert_eq!(echo.status, 200);
+    assert!(
+        echo.head.contains("content-type: application/x-test"),
+        "{}",
+        echo.head
+    );
+    assert_eq!(echo.body.len(), body.len());
+    assert!(echo.body == body, "the echoed body differs");
+
+    // Copied through guest memory, with a trailer the guest wrote.
+    let copy = request_with(server.addr, "POST", "/copy", "", &body);
+    assert_eq!(copy.status, 200);
+    assert_eq!(copy.body.len(), body.len());
+    assert!(copy.body == body, "the copied body differs");
+    assert!(
+        copy.trailers.contains(&format!("x-copied: {}", body.len())),
+        "trailers: {:?}",
+        copy.trailers
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn the_readme_wasi_0_3_service_example_answers() {
+    let example = weir_test_guests::workspace_root().join("examples/p3-http.wasm");
+    let server = serve(&[], &example);
+    let hello = request_with(server.addr, "GET", "/", "", b"");
+    assert_eq!(
+        (hello.status, text(&hello.body)),
+        (200, "Hello from a WASI 0.3 service\n".to_string())
+    );
+    let echo = request_with(server.addr, "POST", "/echo", "", b"echo me");
+    assert_eq!(text(&echo.body), "echo me");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

@@ -40,6 +40,7 @@ pub mod body;
 mod error;
 pub mod fields;
 mod outgoing;
+pub mod p3;
 pub mod server;
 pub mod types;
 
@@ -181,7 +182,7 @@ impl HasData for HasHttp {
     type Data<'a> = WasiHttpCtxView<'a>;
 }
 
-fn view<T: WasiHttpView>(data: &mut T) -> WasiHttpCtxView<'_> {
+pub(crate) fn view<T: WasiHttpView>(data: &mut T) -> WasiHttpCtxView<'_> {
     data.http()
 }
 

@@ -23,14 +23,43 @@ use crate::bindings::wasi::http::types::ErrorCode;
 use crate::body::HostBody;
 use crate::types::{IncomingRequestResource, ResponseOutparamResource};
 
-/// A response body: the guest's, or one the host wrote (an error page).
-pub type ServerBody = Either<HostBody, Full<Bytes>>;
+/// A response body: a 0.2 guest's, a 0.3 guest's, or one the host wrote (an error page).
+pub type ServerBody = Either<Either<HostBody, crate::p3::ServiceBody>, Full<Bytes>>;
+
+/// What [`serve`] runs per request: a 0.2 `proxy` component or a 0.3 `service` one.
+pub enum Handler<T: 'static> {
+    Proxy(ProxyPre<T>),
+    Service(crate::p3::bindings::ServicePre<T>),
+}
+
+impl<T: 'static> Clone for Handler<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Handler::Proxy(pre) => Handler::Proxy(pre.clone()),
+            Handler::Service(pre) => Handler::Service(pre.clone()),
+        }
+    }
+}
+
+impl<T: 'static> From<ProxyPre<T>> for Handler<T> {
+    fn from(pre: ProxyPre<T>) -> Self {
+        Handler::Proxy(pre)
+    }
+}
+
+impl<T: 'static> From<crate::p3::bindings::ServicePre<T>> for Handler<T> {
+    fn from(pre: crate::p3::bindings::ServicePre<T>) -> Self {
+        Handler::Service(pre)
+    }
+}
 
 /// Why a request got no response from the guest.
 #[derive(Debug)]
 pub enum HandlerFailure {
     /// The guest answered with an error code.
     Guest(ErrorCode),
+    /// A WASI 0.3 guest answered with an error code (shown as text).
+    ServiceError(String),
     /// The guest trapped before answering.
     Trap(wasmtime::Error),
     /// The handler returned without calling `response-outparam.set`.
@@ -43,6 +72,9 @@ impl std::fmt::Display for HandlerFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HandlerFailure::Guest(code) => write!(f, "the guest answered with an error: {code:?}"),
+            HandlerFailure::ServiceError(code) => {
+                write!(f, "the guest answered with an error: {code}")
+            }
             HandlerFailure::Trap(error) => write!(f, "the guest trapped: {error:#}"),
             HandlerFailure::NoResponse => {
                 f.write_str("the handler returned without setting a response")
@@ -260,7 +292,7 @@ fn host_response(status: http::StatusCode, text: &str) -> http::Response<ServerB
 /// contexts).
 pub async fn serve<T, F, S>(
     listener: TcpListener,
-    pre: ProxyPre<T>,
+    pre: impl Into<Handler<T>>,
     make_store: F,
     options: ServeOptions,
     shutdown: S,
@@ -270,6 +302,7 @@ where
     F: Fn() -> wasmtime::Result<Store<T>> + Send + Sync + 'static,
     S: Future<Output = ()>,
 {
+    let pre: Handler<T> = pre.into();
     let make_store = Arc::new(make_store);
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_requests));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -333,7 +366,7 @@ where
 }
 
 async fn respond<T, F>(
-    pre: ProxyPre<T>,
+    pre: Handler<T>,
     make_store: &F,
     slots: &tokio::sync::Semaphore,
     options: &ServeOptions,
@@ -356,8 +389,8 @@ where
                 tracing::error!(target: "weir::serve", "cannot set up an instance: {error:#}");
                 host_response(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
-            Ok(store) => match handle(pre, store, request, options.request_timeout).await {
-                Ok(response) => response.map(Either::Left),
+            Ok(store) => match run_handler(pre, store, request, options.request_timeout).await {
+                Ok(response) => response,
                 Err(failure) => {
                     tracing::error!(target: "weir::serve", "{method} {path}: {failure}");
                     host_response(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -376,6 +409,29 @@ where
         elapsed.as_secs_f64() * 1e3
     );
     response
+}
+
+/// Runs one request through either kind of handler.
+async fn run_handler<T>(
+    pre: Handler<T>,
+    store: Store<T>,
+    request: http::Request<hyper::body::Incoming>,
+    timeout: Option<Duration>,
+) -> Result<http::Response<ServerBody>, HandlerFailure>
+where
+    T: WasiHttpView + Send + 'static,
+{
+    match pre {
+        Handler::Proxy(pre) => Ok(handle(pre, store, request, timeout)
+            .await?
+            .map(|body| Either::Left(Either::Left(body)))),
+        Handler::Service(pre) => {
+            let request = request.map(crate::p3::host_body);
+            Ok(crate::p3::handle(pre, store, request, timeout)
+                .await?
+                .map(|body| Either::Left(Either::Right(body))))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -350,9 +350,7 @@ impl HostOutgoingRequest for WasiHttpCtxView<'_> {
         request: Resource<OutgoingRequestResource>,
         path_with_query: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        if let Some(path) = &path_with_query
-            && http::uri::PathAndQuery::try_from(path.as_str()).is_err()
-        {
+        if !valid_path_with_query(&path_with_query) {
             return Ok(Err(()));
         }
         self.table.get_mut(&request)?.path_with_query = path_with_query;
@@ -390,9 +388,7 @@ impl HostOutgoingRequest for WasiHttpCtxView<'_> {
         request: Resource<OutgoingRequestResource>,
         authority: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        if let Some(authority) = &authority
-            && http::uri::Authority::try_from(authority.as_str()).is_err()
-        {
+        if !valid_authority(&authority) {
             return Ok(Err(()));
         }
         self.table.get_mut(&request)?.authority = authority;
@@ -598,4 +594,17 @@ impl HostFutureIncomingResponse for WasiHttpCtxView<'_> {
         self.table.delete(future)?;
         Ok(())
     }
+}
+
+/// Whether a request may have `path` as its `path-with-query` (0.2 and 0.3 check alike).
+pub(crate) fn valid_path_with_query(path: &Option<String>) -> bool {
+    path.as_ref()
+        .is_none_or(|path| http::uri::PathAndQuery::try_from(path.as_str()).is_ok())
+}
+
+/// Whether a request may have `authority` as its authority (0.2 and 0.3 check alike).
+pub(crate) fn valid_authority(authority: &Option<String>) -> bool {
+    authority
+        .as_ref()
+        .is_none_or(|authority| http::uri::Authority::try_from(authority.as_str()).is_ok())
 }

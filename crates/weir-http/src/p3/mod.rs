@@ -1,0 +1,244 @@
+//! `wasi:http@0.3.0` for the Weir WASI host: the `service` world's `handler` export served
+//! by [`handle`] (what `weir serve` runs for a 0.3 component), over the same fields, limits
+//! and server as 0.2.
+//!
+//! - Requests, responses and request options are host resources; bodies are
+//!   component-model streams and trailers futures ([`body`]).
+//! - An incoming request has scheme `http`, the authority of its URI or `Host` header, and
+//!   a `path-with-query` that is never `none` (`/` at least).
+//! - A request or response that is dropped without being sent resolves its transmission
+//!   future to an error.
+//! - `wasi:http/client.send` is not provided yet: it returns `internal-error` saying so
+//!   (the 0.2 `outgoing-handler` is).
+
+pub mod bindings;
+pub mod body;
+mod types;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::Store;
+use wasmtime::component::{Accessor, Linker, Resource};
+
+pub use body::{HostBody, ServiceBody};
+pub use types::{Request, RequestOptions, Response};
+
+use crate::server::HandlerFailure;
+use crate::{HasHttp, WasiHttpCtxView, WasiHttpView};
+use bindings::wasi::http::types::ErrorCode;
+
+/// The export a WASI 0.3 HTTP service is called through.
+const HANDLER_INTERFACE: &str = "wasi:http/handler@0.3.0";
+
+/// The interfaces [`add_to_linker_async`] adds, by name without the version.
+pub const INTERFACES: &[&str] = &["wasi:http/types", "wasi:http/client"];
+
+/// Whether `component` is a WASI 0.3 HTTP service: it exports `wasi:http/handler@0.3.x`.
+pub fn is_service(component: &wasmtime::component::Component) -> bool {
+    component
+        .get_export_index(None, HANDLER_INTERFACE)
+        .is_some()
+}
+
+/// Adds `wasi:http/types@0.3.0` and `wasi:http/client@0.3.0`. Pair it with
+/// [`weir::p3::add_to_linker_async`].
+pub fn add_to_linker_async<T: WasiHttpView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    bindings::wasi::http::types::add_to_linker::<T, HasHttp>(linker, crate::view::<T>)?;
+    bindings::wasi::http::client::add_to_linker::<T, HasHttp>(linker, crate::view::<T>)?;
+    Ok(())
+}
+
+/// Adds everything a 0.3 `service` component imports: Weir's WASI 0.2 and 0.3 interfaces
+/// (the preview1 adapter inside Rust guests imports 0.2) and `wasi:http` 0.3.
+pub fn add_service_to_linker_async<T: WasiHttpView + weir::WasiView + Send + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    weir::add_to_linker_async(linker)?;
+    weir::p3::add_to_linker_async(linker)?;
+    add_to_linker_async(linker)
+}
+
+impl bindings::wasi::http::client::Host for WasiHttpCtxView<'_> {}
+
+impl<U: 'static> bindings::wasi::http::client::HostWithStore<U> for HasHttp {
+    async fn send(
+        accessor: &Accessor<U, Self>,
+        request: Resource<Request>,
+    ) -> wasmtime::Result<Result<Resource<Response>, ErrorCode>> {
+        let mut request = accessor.with(|mut access| access.get().table.delete(request))?;
+        let refusal = ErrorCode::InternalError(Some(
+            "wasi:http/client@0.3.0 is not implemented by weir yet".to_string(),
+        ));
+        if let Some(transmitted) = request.transmitted.take() {
+            let _ = transmitted.send(Err(refusal.clone()));
+        }
+        Ok(Err(refusal))
+    }
+}
+
+/// Runs `request` through a new instance of `pre` in `store` (on a task of the current
+/// runtime) and returns the guest's response head and streaming body. The instance lives
+/// until its response body and trailers were handed to hyper.
+pub async fn handle<T>(
+    pre: bindings::ServicePre<T>,
+    mut store: Store<T>,
+    request: http::Request<HostBody>,
+    timeout: Option<Duration>,
+) -> Result<http::Response<ServiceBody>, HandlerFailure>
+where
+    T: WasiHttpView + Send + 'static,
+{
+    let (answer, answered) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let service = pre.instantiate_async(&mut store).await?;
+        store
+            .run_concurrent(async move |accessor| {
+                respond(accessor, &service, request, answer).await
+            })
+            .await?
+    });
+    let answered = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, answered).await {
+            Ok(answered) => answered,
+            Err(_) => {
+                task.abort();
+                return Err(HandlerFailure::TimedOut(limit));
+            }
+        },
+        None => answered.await,
+    };
+    match answered {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => Err(HandlerFailure::ServiceError(format!("{code:?}"))),
+        Err(_) => match task.await {
+            Ok(Ok(())) => Err(HandlerFailure::NoResponse),
+            Ok(Err(trap)) => Err(HandlerFailure::Trap(trap)),
+            Err(join) => Err(HandlerFailure::Trap(wasmtime::format_err!("{join}"))),
+        },
+    }
+}
+
+type Answer = oneshot::Sender<Result<http::Response<ServiceBody>, ErrorCode>>;
+
+/// Calls the guest's handler and streams its response to `answer`, until the body and
+/// trailers were handed over (the store must run until then: it drives the streams).
+async fn respond<T: WasiHttpView + Send + 'static>(
+    accessor: &Accessor<T>,
+    service: &bindings::Service,
+    request: http::Request<HostBody>,
+    answer: Answer,
+) -> wasmtime::Result<()> {
+    let request = accessor.with(|mut access| {
+        access
+            .data_mut()
+            .http()
+            .table
+            .push(Request::incoming(request))
+    })?;
+    let response = match service
+        .wasi_http_handler()
+        .call_handle(accessor, request)
+        .await?
+    {
+        Ok(response) => {
+            accessor.with(|mut access| access.data_mut().http().table.delete(response))?
+        }
+        Err(code) => {
+            let _ = answer.send(Err(code));
+            return Ok(());
+        }
+    };
+    let Response {
+        status,
+        headers,
+        body,
+        mut transmitted,
+    } = response;
+    let head = |body: ServiceBody| -> http::Response<ServiceBody> {
+        let mut response = http::Response::new(body);
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        *response.headers_mut() = headers.to_header_map();
+        response
+    };
+    let (contents, trailers) = match body {
+        types::Body::Host(body) => {
+            let _ = answer.send(Ok(head(ServiceBody::Host(body))));
+            if let Some(transmitted) = transmitted.take() {
+                let _ = transmitted.send(Ok(()));
+            }
+            return Ok(());
+        }
+        types::Body::Guest { contents, trailers } => (contents, trailers),
+    };
+    let (frames, frames_out) = mpsc::channel(body::FRAME_QUEUE);
+    let (finished, finished_out) = oneshot::channel();
+    let (data_done, data_done_out) = oneshot::channel();
+    let (trailers_in, trailers_out) = oneshot::channel();
+    accessor.with(|mut access| -> wasmtime::Result<()> {
+        match contents {
+            Some(contents) => contents.pipe(
+                &mut access,
+                body::GuestContents::new(frames.clone(), data_done),
+            )?,
+            None => drop(data_done),
+        }
+        trailers.pipe(
+            &mut access,
+            body::GuestTrailers::new(trailers_in, crate::view::<T>),
+        )?;
+        Ok(())
+    })?;
+    let body = ServiceBody::Guest {
+        frames: frames_out,
+        finished: Some(finished),
+    };
+    if answer.send(Ok(head(body))).is_err() {
+        // The request was given up on (timed out); the guest's streams still end.
+        tracing::debug!(target: "weir::serve", "response not wanted any more");
+    }
+    // Data first, then the trailers (the guest resolves them once its stream closed, but
+    // the last data frames may still be on their way into the channel).
+    let _ = data_done_out.await;
+    let outcome = match trailers_out.await {
+        Ok(Ok(Some(map))) => frames
+            .send(Ok(http_body::Frame::trailers(map)))
+            .await
+            .map_err(|_| client_gone()),
+        Ok(Ok(None)) | Err(_) => Ok(()),
+        Ok(Err(code)) => {
+            let _ = frames.send(Err(code.clone())).await;
+            Err(code)
+        }
+    };
+    drop(frames);
+    let outcome = match outcome {
+        Ok(()) => finished_out.await.map_err(|_| client_gone()),
+        Err(code) => Err(code),
+    };
+    if let Some(transmitted) = transmitted.take() {
+        let _ = transmitted.send(outcome);
+    }
+    Ok(())
+}
+
+fn client_gone() -> ErrorCode {
+    ErrorCode::ConnectionTerminated
+}
+
+/// The body of a request hyper received, for [`handle`].
+pub fn host_body<B>(body: B) -> HostBody
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: std::fmt::Display,
+{
+    use http_body_util::BodyExt;
+    body.map_err(|error| {
+        tracing::debug!(target: "weir::serve", "request body failed: {error}");
+        ErrorCode::HttpProtocolError
+    })
+    .boxed()
+}

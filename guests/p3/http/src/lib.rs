@@ -1,0 +1,123 @@
+//! A WASI 0.3 HTTP service (`wasi:http/service`) for the tests and `examples/p3-http.wasm`:
+//!
+//! - `/`: a greeting;
+//! - `/echo`: the request's body stream and trailers future handed back as the response's
+//!   (nothing passes through guest memory), with the request's `content-type`;
+//! - `/copy`: the body read into guest memory and written to a new response stream, 64 KiB
+//!   at a time, with a trailer `x-copied` counting the bytes (announced in `trailer`);
+//! - `/info`: the method, scheme, authority, path-with-query and `x-test` headers the
+//!   handler sees, one per line;
+//! - `/trap`: traps; `/hang`: never answers;
+//! - `/error`: answers with `err(internal-error)`.
+
+use wasip3::exports::http::handler::Guest;
+use wasip3::http::types::{ErrorCode, Fields, Request, Response, Scheme};
+use wasip3::wit_bindgen::StreamResult;
+use wasip3::{wit_future, wit_stream};
+
+struct Service;
+
+/// A response with `status`, `headers` and a body written from `text`.
+fn text_response(text: String) -> Response {
+    let headers = Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())])
+        .expect("valid headers");
+    let (mut writer, contents) = wit_stream::new();
+    let (_, trailers) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(headers, Some(contents), trailers);
+    wasip3::spawn_local(async move {
+        let _ = writer.write_all(text.into_bytes()).await;
+    });
+    response
+}
+
+fn scheme_name(scheme: Option<Scheme>) -> String {
+    match scheme {
+        None => "none".into(),
+        Some(Scheme::Http) => "http".into(),
+        Some(Scheme::Https) => "https".into(),
+        Some(Scheme::Other(other)) => other,
+    }
+}
+
+impl Guest for Service {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let path = request.get_path_with_query().unwrap_or_default();
+        match path.split('?').next().unwrap_or("") {
+            "/" => Ok(text_response("Hello from a WASI 0.3 service\n".into())),
+            "/info" => {
+                let headers = request.get_headers();
+                let tests: Vec<String> = headers
+                    .get("x-test")
+                    .into_iter()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .collect();
+                let text = format!(
+                    "method: {:?}\nscheme: {}\nauthority: {}\npath-with-query: {}\nx-test: {}\n",
+                    request.get_method(),
+                    scheme_name(request.get_scheme()),
+                    request.get_authority().unwrap_or_else(|| "none".into()),
+                    path,
+                    tests.join(","),
+                );
+                Ok(text_response(text))
+            }
+            "/echo" => {
+                let content_type = request.get_headers().get("content-type");
+                let headers = Fields::new();
+                for value in content_type {
+                    let _ = headers.append("content-type", &value);
+                }
+                let (_, result) = wit_future::new(|| Ok(()));
+                let (contents, trailers) = Request::consume_body(request, result);
+                let (response, _sent) = Response::new(headers, Some(contents), trailers);
+                Ok(response)
+            }
+            "/copy" => {
+                let (_, result) = wit_future::new(|| Ok(()));
+                let (mut input, request_trailers) = Request::consume_body(request, result);
+                let (mut writer, contents) = wit_stream::new();
+                let (trailers_writer, trailers) = wit_future::new(|| Ok(None));
+                // HTTP/1.1 servers send only the trailers a response announces.
+                let headers = Fields::from_list(&[("trailer".to_string(), b"x-copied".to_vec())])
+                    .expect("valid headers");
+                let (response, _sent) = Response::new(headers, Some(contents), trailers);
+                wasip3::spawn_local(async move {
+                    let mut copied = 0usize;
+                    loop {
+                        let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
+                        copied += chunk.len();
+                        if !chunk.is_empty() && !writer.write_all(chunk).await.is_empty() {
+                            break;
+                        }
+                        if !matches!(status, StreamResult::Complete(_)) {
+                            break;
+                        }
+                    }
+                    drop(input);
+                    drop(writer);
+                    let _ = request_trailers.await;
+                    let fields = Fields::from_list(&[(
+                        "x-copied".to_string(),
+                        copied.to_string().into_bytes(),
+                    )])
+                    .expect("valid trailer");
+                    let _ = trailers_writer.write(Ok(Some(fields))).await;
+                });
+                Ok(response)
+            }
+            "/trap" => panic!("the /trap handler traps"),
+            "/hang" => {
+                wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
+                Ok(text_response("too late\n".into()))
+            }
+            "/error" => Err(ErrorCode::InternalError(Some("the /error handler".into()))),
+            _ => {
+                let response = text_response("not found\n".into());
+                let _ = response.set_status_code(404);
+                Ok(response)
+            }
+        }
+    }
+}
+
+wasip3::http::service::export!(Service);
