@@ -449,3 +449,34 @@ fn the_readme_wasi_0_3_service_example_answers() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_wasi_0_3_echo_hands_the_request_trailers_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let server = serve(&[], &service);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nhost: weir.test\r\nconnection: close\r\nte: trailers\r\n\
+              trailer: x-sum\r\ntransfer-encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 42\r\n\r\n",
+        )
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = text(&raw).to_ascii_lowercase();
+    assert!(raw.starts_with("http/1.1 200"), "{raw}");
+    let (_, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(body.contains("hello"), "{raw}");
+    assert!(body.contains(" world"), "{raw}");
+    assert!(
+        body.contains("\r\nx-sum: 42\r\n"),
+        "the trailer came back: {raw}"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

@@ -81,8 +81,10 @@ impl<D> StreamProducer<D> for Empty {
 
 type Trailers = Result<Option<http::HeaderMap>, ErrorCode>;
 
-/// A host body's data, read as far as the guest reads.
-struct HostContents {
+/// A host body's data, read as far as the guest reads. Handed back to the host as a
+/// response's contents (a handler answering with the request's own body), it is taken out
+/// of the stream again ([`StreamReader::try_into`]) and its frames go to hyper as they are.
+pub struct HostContents {
     body: HostBody,
     /// The part of the last frame the guest's buffer could not take.
     leftover: Bytes,
@@ -102,6 +104,17 @@ impl HostContents {
 impl<D> StreamProducer<D> for HostContents {
     type Item = u8;
     type Buffer = Option<u8>;
+
+    fn try_into(
+        me: Pin<Box<Self>>,
+        ty: std::any::TypeId,
+    ) -> Result<Box<dyn std::any::Any>, Pin<Box<Self>>> {
+        if ty == std::any::TypeId::of::<HostContents>() {
+            Ok(Box::new(*Pin::into_inner(me)))
+        } else {
+            Err(me)
+        }
+    }
 
     fn poll_produce<'a>(
         mut self: Pin<&mut Self>,
@@ -296,15 +309,42 @@ impl<U: 'static> FutureConsumer<U> for GuestTrailers<U> {
     }
 }
 
-/// A response body for hyper: a guest's frames from the channel, or a host body passed
-/// through (a handler answering with a body it received).
+/// A response body for hyper: a host body passed through (a handler answering with a body
+/// it received, trailers included), or the guest's: first the data of a host stream it
+/// handed back unread (`direct`), then the frames from the channel.
 pub enum ServiceBody {
     Guest {
+        direct: Option<HostContents>,
+        /// Told when `direct` ended.
+        direct_done: Option<oneshot::Sender<()>>,
         frames: mpsc::Receiver<Result<Frame<Bytes>, ErrorCode>>,
         /// Told when hyper read the end.
         finished: Option<oneshot::Sender<()>>,
     },
     Host(HostBody),
+}
+
+impl ServiceBody {
+    /// The next frame of `direct`, or `None` once it ended (its trailers or error then go
+    /// where the guest's trailers future reads them, and the channel carries them on).
+    fn poll_direct(direct: &mut HostContents, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
+        if !direct.leftover.is_empty() {
+            return Poll::Ready(Some(Frame::data(std::mem::take(&mut direct.leftover))));
+        }
+        let end = match Pin::new(&mut direct.body).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => return Poll::Ready(Some(Frame::data(data))),
+                Err(frame) => Ok(frame.into_trailers().ok()),
+            },
+            Poll::Ready(Some(Err(code))) => Err(code),
+            Poll::Ready(None) => Ok(None),
+        };
+        if let Some(sender) = direct.trailers.take() {
+            let _ = sender.send(end);
+        }
+        Poll::Ready(None)
+    }
 }
 
 /// A body failure, as hyper reports it.
@@ -328,16 +368,35 @@ impl http_body::Body for ServiceBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ServiceBody::Guest { frames, finished } => match frames.poll_recv(cx) {
-                Poll::Ready(None) => {
-                    if let Some(finished) = finished.take() {
-                        let _ = finished.send(());
+            ServiceBody::Guest {
+                direct,
+                direct_done,
+                frames,
+                finished,
+            } => {
+                if let Some(contents) = direct {
+                    match ServiceBody::poll_direct(contents, cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                        Poll::Ready(None) => {
+                            *direct = None;
+                            if let Some(done) = direct_done.take() {
+                                let _ = done.send(());
+                            }
+                        }
                     }
-                    Poll::Ready(None)
                 }
-                Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(BodyError))),
-                Poll::Pending => Poll::Pending,
-            },
+                match frames.poll_recv(cx) {
+                    Poll::Ready(None) => {
+                        if let Some(finished) = finished.take() {
+                            let _ = finished.send(());
+                        }
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(BodyError))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
             ServiceBody::Host(body) => Pin::new(body).poll_frame(cx).map_err(BodyError),
         }
     }

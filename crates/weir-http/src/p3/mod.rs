@@ -178,9 +178,16 @@ async fn respond<T: WasiHttpView + Send + 'static>(
     let (finished, finished_out) = oneshot::channel();
     let (data_done, data_done_out) = oneshot::channel();
     let (trailers_in, trailers_out) = oneshot::channel();
+    // A host stream handed back unread (the request's own body) goes to hyper as it is.
+    let mut direct = None;
+    let mut direct_done = None;
     accessor.with(|mut access| -> wasmtime::Result<()> {
-        match contents {
-            Some(contents) => contents.pipe(
+        match contents.map(|stream| stream.try_into::<body::HostContents>(&mut access)) {
+            Some(Ok(host)) => {
+                direct = Some(host);
+                direct_done = Some(data_done);
+            }
+            Some(Err(contents)) => contents.pipe(
                 &mut access,
                 body::GuestContents::new(frames.clone(), data_done),
             )?,
@@ -193,6 +200,8 @@ async fn respond<T: WasiHttpView + Send + 'static>(
         Ok(())
     })?;
     let body = ServiceBody::Guest {
+        direct,
+        direct_done,
         frames: frames_out,
         finished: Some(finished),
     };

@@ -2,7 +2,8 @@
 //!
 //! - `/`: a greeting;
 //! - `/echo`: the request's body stream and trailers future handed back as the response's
-//!   (nothing passes through guest memory), with the request's `content-type`;
+//!   (nothing passes through guest memory), with the request's `content-type` and
+//!   `trailer` headers;
 //! - `/copy`: the body read into guest memory and written to a new response stream, 64 KiB
 //!   at a time, with a trailer `x-copied` counting the bytes (announced in `trailer`);
 //! - `/info`: the method, scheme, authority, path-with-query and `x-test` headers the
@@ -62,11 +63,14 @@ impl Guest for Service {
                 Ok(text_response(text))
             }
             "/echo" => {
-                let content_type = request.get_headers().get("content-type");
+                let request_headers = request.get_headers();
                 let headers = Fields::new();
-                for value in content_type {
-                    let _ = headers.append("content-type", &value);
+                for name in ["content-type", "trailer"] {
+                    for value in request_headers.get(name) {
+                        let _ = headers.append(name, &value);
+                    }
                 }
+                drop(request_headers);
                 let (_, result) = wit_future::new(|| Ok(()));
                 let (contents, trailers) = Request::consume_body(request, result);
                 let (response, _sent) = Response::new(headers, Some(contents), trailers);

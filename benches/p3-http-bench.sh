@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# WASI 0.3 HTTP: `weir serve` against `wasmtime serve` 48.0.8 (wasmtime-wasi-http's p3) on
+# the same `wasi:http/service` component (examples/p3-http.wasm, source guests/p3/http),
+# each with its defaults and `-S cli`, in one run, driven by Debian's `wrk`. wasmtime's
+# default for 0.3 services reuses an instance for up to 128 requests (16 at once), where
+# Weir gives every request a fresh instance (as both do for 0.2); the `wasmtime, isolated`
+# column runs wasmtime with one request per instance too
+# (`--max-instance-reuse-count 1 --max-instance-concurrent-reuse-count 1`):
+# requests/s and p50/p99 latency of `/` at 1, 16 and 64 connections, and `/echo` of 1 MiB
+# bodies at 16 connections (request body MB echoed per second).
+#
+#   benches/p3-http-bench.sh [SECONDS_PER_RUN]     (default 10)
+#
+# Installs `wrk` (apt) and `wasmtime-cli` 48.0.8 (`cargo install`, ~11 min cold) if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN="${1:-10}"
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+if ! command -v wrk >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+WASMTIME="${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}"
+if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
+    cargo install wasmtime-cli --version 48.0.8 --locked
+    WASMTIME="$HOME/.cargo/bin/wasmtime"
+fi
+cargo build --quiet --release -p weir-cli
+SERVICE=examples/p3-http.wasm
+LUA=$(mktemp --suffix=.lua)
+trap 'rm -f "$LUA"; kill $(jobs -p) 2>/dev/null || true' EXIT
+cat >"$LUA" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("w", 1048576)
+wrk.headers["content-type"] = "application/octet-stream"
+LUA
+
+wait_listening() {
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+        printf "%.3f", n
+    }'
+}
+# run_wrk URL CONNECTIONS [LUA] -> "requests/s p50_ms p99_ms"
+run_wrk() {
+    local url=$1 conns=$2 script=${3:-}
+    local threads=$(( conns < 2 ? 1 : 2 ))
+    local out
+    out=$(wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency ${script:+-s "$script"} "$url")
+    echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") \
+$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+}
+
+declare -A RESULT
+bench() {
+    local name=$1 port=$2; shift 2
+    "$@" --addr "127.0.0.1:$port" "$SERVICE" >/dev/null 2>&1 &
+    local pid=$!
+    wait_listening "$port"
+    wrk -t1 -c4 -d2s "http://127.0.0.1:$port/" >/dev/null
+    for c in 1 16 64; do
+        RESULT[$name,hello,$c]=$(run_wrk "http://127.0.0.1:$port/" "$c")
+    done
+    wrk -t1 -c2 -d2s -s "$LUA" "http://127.0.0.1:$port/echo" >/dev/null
+    RESULT[$name,echo]=$(run_wrk "http://127.0.0.1:$port/echo" 16 "$LUA")
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+bench weir 46401 target/release/weir serve -S cli
+bench wasmtime 46402 "$WASMTIME" serve -S cli
+bench isolated 46403 "$WASMTIME" serve -S cli --max-instance-reuse-count 1 \
+    --max-instance-concurrent-reuse-count 1
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+echo "WASI 0.3 HTTP ($SERVICE), ${SECONDS_PER_RUN}s per run, $(nproc) cores"
+echo
+echo "| load | weir req/s | wasmtime req/s | wasmtime, isolated req/s | weir/wasmtime | weir/isolated | p50 / p99 ms: weir, wasmtime, isolated | p99 weir/isolated |"
+echo "|---|---|---|---|---|---|---|---|"
+mbps() { awk -v r="$1" 'BEGIN { printf "%.0f", r * 1.048576 }'; }
+row() {
+    local label=$1 key=$2 unit=${3:-}
+    read -r wr w50 w99 <<<"${RESULT[weir,$key]}"
+    read -r tr t50 t99 <<<"${RESULT[wasmtime,$key]}"
+    read -r ir i50 i99 <<<"${RESULT[isolated,$key]}"
+    local ws=$wr ts=$tr is=$ir
+    if [ "$unit" = MB ]; then ws=$(mbps "$wr"); ts=$(mbps "$tr"); is=$(mbps "$ir"); fi
+    echo "| $label | $ws | $ts | $is | $(ratio "$wr" "$tr") | $(ratio "$wr" "$ir") | $w50 / $w99, $t50 / $t99, $i50 / $i99 | $(ratio "$w99" "$i99") |"
+}
+for c in 1 16 64; do row "hello, $c conn" "hello,$c"; done
+row "echo 1 MiB, 16 conn (MB/s)" echo MB
