@@ -201,6 +201,16 @@ pub struct HostBody {
 }
 
 impl HostBody {
+    /// A body carrying what `receiver` delivers (for a WASI 0.3 request sent through the
+    /// 0.2 client).
+    pub(crate) fn from_channel(receiver: mpsc::Receiver<Outgoing>) -> Self {
+        HostBody {
+            receiver: Some(receiver),
+            size: None,
+            counters: None,
+        }
+    }
+
     /// A body with nothing in it.
     pub fn empty() -> Self {
         HostBody {

@@ -63,14 +63,14 @@ pub trait RequestSender: Send + Sync + 'static {
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
 
-struct Prepared {
+pub(crate) struct Prepared {
     request: http::Request<HostBody>,
     target: OutgoingTarget,
     /// Set for `https`.
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
-fn prepare(
+pub(crate) fn prepare(
     request: OutgoingRequestResource,
     options: Option<RequestOptionsResource>,
     tls_config: &std::sync::Arc<rustls::ClientConfig>,
@@ -280,7 +280,7 @@ async fn connect(
 async fn send(
     prepared: Prepared,
     pool: std::sync::Arc<ConnectionPool>,
-) -> Result<IncomingResponseResource, ErrorCode> {
+) -> Result<http::Response<SenderBody>, ErrorCode> {
     let Prepared {
         request,
         target:
@@ -317,15 +317,39 @@ async fn send(
         (response, fresh)
     };
     pool.put(origin, connection);
-    let (parts, body) = response.into_parts();
-    let body = match between_bytes_timeout {
-        Some(limit) => IncomingBodyResource::new(BetweenBytes::new(body, limit)),
-        None => IncomingBodyResource::new(body),
-    };
-    Ok(IncomingResponseResource {
-        status: parts.status.as_u16(),
-        headers: FieldsResource::immutable_from(&parts.headers),
-        body: Some(body),
+    use http_body_util::BodyExt;
+    Ok(response.map(|body| match between_bytes_timeout {
+        Some(limit) => BetweenBytes::new(body, limit).boxed(),
+        None => body.map_err(ErrorCode::from).boxed(),
+    }))
+}
+
+/// Checks a prepared request against the context's `http-request` rules, then starts
+/// sending it (Weir's client, or the embedder's [`RequestSender`]); both ABIs send through
+/// here.
+pub(crate) fn dispatch(
+    ctx: &crate::WasiHttpCtx,
+    prepared: Prepared,
+) -> Result<SenderFuture, ErrorCode> {
+    match ctx
+        .policy
+        .check_http_request(&prepared.target.host, prepared.target.port)
+    {
+        weir::sockets::Decision::Allowed(_) => {}
+        weir::sockets::Decision::Denied(rule) => {
+            tracing::warn!(
+                target: "weir::policy",
+                "denied http-request to {}:{} ({})",
+                prepared.target.host,
+                prepared.target.port,
+                rule.map_or("no rule allows it".to_string(), |rule| rule.to_string())
+            );
+            return Err(ErrorCode::HttpRequestDenied);
+        }
+    }
+    Ok(match &ctx.sender {
+        None => Box::pin(send(prepared, ctx.pool.clone())),
+        Some(sender) => sender.send(prepared.request, prepared.target),
     })
 }
 
@@ -426,37 +450,18 @@ impl outgoing_handler::Host for WasiHttpCtxView<'_> {
             Ok(prepared) => prepared,
             Err(code) => return Ok(Err(code)),
         };
-        match self
-            .ctx
-            .policy
-            .check_http_request(&prepared.target.host, prepared.target.port)
-        {
-            weir::sockets::Decision::Allowed(_) => {}
-            weir::sockets::Decision::Denied(rule) => {
-                tracing::warn!(
-                    target: "weir::policy",
-                    "denied http-request to {}:{} ({})",
-                    prepared.target.host,
-                    prepared.target.port,
-                    rule.map_or("no rule allows it".to_string(), |rule| rule.to_string())
-                );
-                return Ok(Err(ErrorCode::HttpRequestDenied));
-            }
-        }
-        let task = match &self.ctx.sender {
-            None => weir::spawn(send(prepared, self.ctx.pool.clone())),
-            Some(sender) => {
-                let response = sender.send(prepared.request, prepared.target);
-                weir::spawn(async move {
-                    let (parts, body) = response.await?.into_parts();
-                    Ok(IncomingResponseResource {
-                        status: parts.status.as_u16(),
-                        headers: FieldsResource::immutable_from(&parts.headers),
-                        body: Some(IncomingBodyResource::new(body)),
-                    })
-                })
-            }
+        let response = match dispatch(self.ctx, prepared) {
+            Ok(response) => response,
+            Err(code) => return Ok(Err(code)),
         };
+        let task = weir::spawn(async move {
+            let (parts, body) = response.await?.into_parts();
+            Ok(IncomingResponseResource {
+                status: parts.status.as_u16(),
+                headers: FieldsResource::immutable_from(&parts.headers),
+                body: Some(IncomingBodyResource::new(body)),
+            })
+        });
         Ok(Ok(self.table.push(
             FutureIncomingResponseResource::Waiting(crate::types::RequestTask(task)),
         )?))

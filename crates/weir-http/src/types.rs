@@ -283,6 +283,29 @@ pub struct OutgoingRequestResource {
     body_taken: bool,
 }
 
+impl OutgoingRequestResource {
+    /// A request built from another ABI's parts (a WASI 0.3 `client.send`), to be sent the
+    /// same way as a 0.2 one.
+    pub(crate) fn from_parts(
+        method: Method,
+        scheme: Option<Scheme>,
+        authority: Option<String>,
+        path_with_query: Option<String>,
+        headers: FieldsResource,
+        body: HostBody,
+    ) -> Self {
+        OutgoingRequestResource {
+            method,
+            path_with_query,
+            scheme,
+            authority,
+            headers,
+            body: Some(body),
+            body_taken: true,
+        }
+    }
+}
+
 fn valid_scheme(scheme: &Scheme) -> bool {
     match scheme {
         Scheme::Http | Scheme::Https => true,

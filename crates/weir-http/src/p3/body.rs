@@ -321,7 +321,12 @@ pub enum ServiceBody {
         /// Told when hyper read the end.
         finished: Option<oneshot::Sender<()>>,
     },
-    Host(HostBody),
+    Host {
+        body: HostBody,
+        /// Told when hyper read the end (the instance runs until then: it may be what
+        /// feeds this body, as when a request it sends streams its own body).
+        finished: Option<oneshot::Sender<()>>,
+    },
 }
 
 impl ServiceBody {
@@ -397,7 +402,15 @@ impl http_body::Body for ServiceBody {
                     Poll::Pending => Poll::Pending,
                 }
             }
-            ServiceBody::Host(body) => Pin::new(body).poll_frame(cx).map_err(BodyError),
+            ServiceBody::Host { body, finished } => {
+                let frame = std::task::ready!(Pin::new(body).poll_frame(cx));
+                if !matches!(frame, Some(Ok(_)))
+                    && let Some(finished) = finished.take()
+                {
+                    let _ = finished.send(());
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(BodyError)))
+            }
         }
     }
 }

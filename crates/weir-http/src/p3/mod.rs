@@ -8,11 +8,13 @@
 //!   a `path-with-query` that is never `none` (`/` at least).
 //! - A request or response that is dropped without being sent resolves its transmission
 //!   future to an error.
-//! - `wasi:http/client.send` is not provided yet: it returns `internal-error` saying so
-//!   (the 0.2 `outgoing-handler` is).
+//! - `wasi:http/client.send` sends through the 0.2 client: the same `http-request` rules,
+//!   connection pool, TLS and timeouts; the response body is streamed to the guest as it
+//!   arrives.
 
 pub mod bindings;
 pub mod body;
+mod client;
 mod types;
 
 use std::time::Duration;
@@ -20,13 +22,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::Store;
-use wasmtime::component::{Accessor, Linker, Resource};
+use wasmtime::component::{Accessor, Linker};
 
 pub use body::{HostBody, ServiceBody};
 pub use types::{Request, RequestOptions, Response};
 
 use crate::server::HandlerFailure;
-use crate::{HasHttp, WasiHttpCtxView, WasiHttpView};
+use crate::{HasHttp, WasiHttpView};
 use bindings::wasi::http::types::ErrorCode;
 
 /// The export a WASI 0.3 HTTP service is called through.
@@ -60,24 +62,6 @@ pub fn add_service_to_linker_async<T: WasiHttpView + weir::WasiView + Send + 'st
     weir::add_to_linker_async(linker)?;
     weir::p3::add_to_linker_async(linker)?;
     add_to_linker_async(linker)
-}
-
-impl bindings::wasi::http::client::Host for WasiHttpCtxView<'_> {}
-
-impl<U: 'static> bindings::wasi::http::client::HostWithStore<U> for HasHttp {
-    async fn send(
-        accessor: &Accessor<U, Self>,
-        request: Resource<Request>,
-    ) -> wasmtime::Result<Result<Resource<Response>, ErrorCode>> {
-        let mut request = accessor.with(|mut access| access.get().table.delete(request))?;
-        let refusal = ErrorCode::InternalError(Some(
-            "wasi:http/client@0.3.0 is not implemented by weir yet".to_string(),
-        ));
-        if let Some(transmitted) = request.transmitted.take() {
-            let _ = transmitted.send(Err(refusal.clone()));
-        }
-        Ok(Err(refusal))
-    }
 }
 
 /// Runs `request` through a new instance of `pre` in `store` (on a task of the current
@@ -166,9 +150,13 @@ async fn respond<T: WasiHttpView + Send + 'static>(
     };
     let (contents, trailers) = match body {
         types::Body::Host(body) => {
-            let _ = answer.send(Ok(head(ServiceBody::Host(body))));
+            let (finished, finished_out) = oneshot::channel();
+            let finished = Some(finished);
+            let _ = answer.send(Ok(head(ServiceBody::Host { body, finished })));
+            // The instance keeps running until hyper read the end.
+            let outcome = finished_out.await.map_err(|_| client_gone());
             if let Some(transmitted) = transmitted.take() {
-                let _ = transmitted.send(Ok(()));
+                let _ = transmitted.send(outcome);
             }
             return Ok(());
         }

@@ -6,8 +6,9 @@
 //!   `trailer` headers;
 //! - `/copy`: the body read into guest memory and written to a new response stream, 64 KiB
 //!   at a time, with a trailer `x-copied` counting the bytes (announced in `trailer`);
-//! - `/info`: the method, scheme, authority, path-with-query and `x-test` headers the
-//!   handler sees, one per line;
+//! - `/info`: the method, scheme, authority, path-with-query, `x-test` and `x-forwarded`
+//!   headers the handler sees, one per line;
+//! - `/fetch`: sends the request on through `wasi:http/client` (see [`fetch`]);
 //! - `/trap`: traps; `/hang`: never answers;
 //! - `/error`: answers with `err(internal-error)`.
 
@@ -40,6 +41,42 @@ fn scheme_name(scheme: Option<Scheme>) -> String {
     }
 }
 
+/// Sends the request on with `wasi:http/client`: to the authority in `x-target-authority`,
+/// the path in `x-target-path` (none when absent), the same method, body and trailers, plus
+/// a header `x-forwarded: weir`; answers with the upstream's response as it is, or with a
+/// 502 naming the send error.
+async fn fetch(request: Request) -> Result<Response, ErrorCode> {
+    let incoming = request.get_headers();
+    let first = |name: &str| {
+        incoming
+            .get(name)
+            .into_iter()
+            .next()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    };
+    let authority = first("x-target-authority");
+    let path = first("x-target-path");
+    drop(incoming);
+    let method = request.get_method();
+    let headers = Fields::from_list(&[("x-forwarded".to_string(), b"weir".to_vec())])
+        .expect("valid headers");
+    let (_, result) = wit_future::new(|| Ok(()));
+    let (contents, trailers) = Request::consume_body(request, result);
+    let (outgoing, _sent) = Request::new(headers, Some(contents), trailers, None);
+    let _ = outgoing.set_method(&method);
+    let _ = outgoing.set_scheme(Some(&Scheme::Http));
+    let _ = outgoing.set_authority(authority.as_deref());
+    let _ = outgoing.set_path_with_query(path.as_deref());
+    match wasip3::http::client::send(outgoing).await {
+        Ok(response) => Ok(response),
+        Err(code) => {
+            let response = text_response(format!("send failed: {code:?}\n"));
+            let _ = response.set_status_code(502);
+            Ok(response)
+        }
+    }
+}
+
 impl Guest for Service {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let path = request.get_path_with_query().unwrap_or_default();
@@ -52,13 +89,19 @@ impl Guest for Service {
                     .into_iter()
                     .map(|v| String::from_utf8_lossy(&v).into_owned())
                     .collect();
+                let forwarded: Vec<String> = headers
+                    .get("x-forwarded")
+                    .into_iter()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .collect();
                 let text = format!(
-                    "method: {:?}\nscheme: {}\nauthority: {}\npath-with-query: {}\nx-test: {}\n",
+                    "method: {:?}\nscheme: {}\nauthority: {}\npath-with-query: {}\nx-test: {}\nx-forwarded: {}\n",
                     request.get_method(),
                     scheme_name(request.get_scheme()),
                     request.get_authority().unwrap_or_else(|| "none".into()),
                     path,
                     tests.join(","),
+                    forwarded.join(","),
                 );
                 Ok(text_response(text))
             }
@@ -109,6 +152,7 @@ impl Guest for Service {
                 });
                 Ok(response)
             }
+            "/fetch" => fetch(request).await,
             "/trap" => panic!("the /trap handler traps"),
             "/hang" => {
                 wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
