@@ -581,3 +581,55 @@ fn a_wasi_0_3_service_sends_requests_through_the_client_under_the_policy() {
     let (status, log) = upstream.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// Sends a chunked POST with a trailer `x-sum: 42` (announced in `trailer`) and `extra`
+/// header lines; returns the raw response, lowercased.
+fn chunked_post_with_trailer(addr: SocketAddr, path: &str, extra: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: weir.test\r\nconnection: close\r\nte: trailers\r\n\
+         trailer: x-sum\r\ntransfer-encoding: chunked\r\n{extra}\r\n\
+         5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 42\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    text(&raw).to_ascii_lowercase()
+}
+
+#[test]
+fn wasi_0_3_request_trailers_reach_the_handler_and_go_on_through_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let upstream = serve(&[], &service);
+    let allow = format!("http-request=127.0.0.1:{}", upstream.addr.port());
+    let front = serve(&["--allow", &allow], &service);
+
+    // A chunked body and its trailer, as the handler reads them.
+    let direct = chunked_post_with_trailer(upstream.addr, "/trailers", "");
+    assert!(direct.contains("body 11; trailers x-sum=42"), "{direct}");
+    // The same request sent on by the client: chunked again, with the trailer.
+    let extra = format!(
+        "x-target-authority: 127.0.0.1:{}\r\nx-target-path: /trailers\r\n",
+        upstream.addr.port()
+    );
+    let forwarded = chunked_post_with_trailer(front.addr, "/fetch", &extra);
+    assert!(
+        forwarded.contains("body 11; trailers x-sum=42"),
+        "{forwarded}"
+    );
+
+    // A request built and dropped unsent resolves its transmission future to an error.
+    let unsent = request_with(front.addr, "GET", "/unsent", "", b"");
+    assert_eq!(
+        text(&unsent.body),
+        "Err(ErrorCode::InternalError(Some(\"the message was never sent\")))\n"
+    );
+    for server in [front, upstream] {
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{log}");
+    }
+}

@@ -9,6 +9,9 @@
 //! - `/info`: the method, scheme, authority, path-with-query, `x-test` and `x-forwarded`
 //!   headers the handler sees, one per line;
 //! - `/fetch`: sends the request on through `wasi:http/client` (see [`fetch`]);
+//! - `/trailers`: reads the body, then answers with its size and the request's trailers;
+//! - `/unsent`: builds a request, drops it unsent and answers with its transmission
+//!   future's result;
 //! - `/trap`: traps; `/hang`: never answers;
 //! - `/error`: answers with `err(internal-error)`.
 
@@ -42,8 +45,8 @@ fn scheme_name(scheme: Option<Scheme>) -> String {
 }
 
 /// Sends the request on with `wasi:http/client`: to the authority in `x-target-authority`,
-/// the path in `x-target-path` (none when absent), the same method, body and trailers, plus
-/// a header `x-forwarded: weir`; answers with the upstream's response as it is, or with a
+/// the path in `x-target-path` (none when absent), the same method, body and trailers (and
+/// `trailer` header), plus a header `x-forwarded: weir`; answers with the upstream's response as it is, or with a
 /// 502 naming the send error.
 async fn fetch(request: Request) -> Result<Response, ErrorCode> {
     let incoming = request.get_headers();
@@ -56,10 +59,14 @@ async fn fetch(request: Request) -> Result<Response, ErrorCode> {
     };
     let authority = first("x-target-authority");
     let path = first("x-target-path");
+    let announced = first("trailer");
     drop(incoming);
     let method = request.get_method();
     let headers = Fields::from_list(&[("x-forwarded".to_string(), b"weir".to_vec())])
         .expect("valid headers");
+    if let Some(announced) = announced {
+        let _ = headers.append("trailer", announced.as_bytes());
+    }
     let (_, result) = wit_future::new(|| Ok(()));
     let (contents, trailers) = Request::consume_body(request, result);
     let (outgoing, _sent) = Request::new(headers, Some(contents), trailers, None);
@@ -153,6 +160,38 @@ impl Guest for Service {
                 Ok(response)
             }
             "/fetch" => fetch(request).await,
+            "/trailers" => {
+                // Reads the body to its end, then reports its size and trailers.
+                let (_, result) = wit_future::new(|| Ok(()));
+                let (mut input, trailers) = Request::consume_body(request, result);
+                let mut size = 0usize;
+                loop {
+                    let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
+                    size += chunk.len();
+                    if !matches!(status, StreamResult::Complete(_)) {
+                        break;
+                    }
+                }
+                drop(input);
+                let trailers = match trailers.await {
+                    Ok(Some(fields)) => fields
+                        .copy_all()
+                        .into_iter()
+                        .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(&value)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Ok(None) => "none".into(),
+                    Err(code) => format!("{code:?}"),
+                };
+                Ok(text_response(format!("body {size}; trailers {trailers}\n")))
+            }
+            "/unsent" => {
+                // A request built and dropped without being sent: its future says so.
+                let (_, trailers) = wit_future::new(|| Ok(None));
+                let (request, sent) = Request::new(Fields::new(), None, trailers, None);
+                drop(request);
+                Ok(text_response(format!("{:?}\n", sent.await)))
+            }
             "/trap" => panic!("the /trap handler traps"),
             "/hang" => {
                 wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
