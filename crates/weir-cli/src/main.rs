@@ -428,19 +428,23 @@ fn load(engine: &Engine, args: &RunArgs) -> Result<Program> {
         );
     }
     let p3 = wasi_0_3_enabled(&args.guest);
+    let http = args.guest.common.wasi.http == Some(true);
     refuse_unprovided_wasi_0_3(
         engine,
         &component,
         (!p3).then_some("`-S p3=n` turned WASI 0.3 off"),
-        &[],
+        if http { weir_http::p3::INTERFACES } else { &[] },
     )?;
     let mut linker = Linker::<Host>::new(engine);
     weir::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     if p3 {
         weir::p3::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     }
-    if args.guest.common.wasi.http == Some(true) {
+    if http {
         weir_http::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        if p3 {
+            weir_http::p3::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        }
     }
     if trap_unknown {
         linker

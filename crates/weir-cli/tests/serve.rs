@@ -633,3 +633,56 @@ fn wasi_0_3_request_trailers_reach_the_handler_and_go_on_through_the_client() {
         assert!(status.success(), "{log}");
     }
 }
+
+#[test]
+fn weir_run_with_s_http_gives_a_wasi_0_3_command_the_http_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let upstream = serve(&[], &service);
+    let authority = upstream.addr.to_string();
+    let client = dir.path().join("p3-http-client.wasm");
+    std::fs::write(
+        &client,
+        &*weir_test_guests::p3_guest("http_client").unwrap(),
+    )
+    .unwrap();
+    let run = |flags: &[&str], path: Option<&str>| {
+        weir()
+            .arg("run")
+            .args(flags)
+            .arg(&client)
+            .arg(&authority)
+            .args(path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["-S", "http"], Some("/info?via=run"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "200 method: Method::Get\nscheme: http\nauthority: {authority}\npath-with-query: /info?via=run\n"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    // No path: sent as `/`.
+    let out = run(&["-S", "http"], None);
+    assert_eq!(text(&out.stdout), "200 Hello from a WASI 0.3 service\n");
+    // An `http-request` rule for another port decides alone: denied.
+    let out = run(&["-S", "http", "--allow", "http-request=127.0.0.1:1"], None);
+    assert_eq!(
+        text(&out.stdout),
+        "send failed: ErrorCode::HttpRequestDenied\n"
+    );
+    // Without `-S http`, wasi:http is not linked: the component is refused, naming it.
+    let out = run(&[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("wasi:http/"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (status, log) = upstream.terminate();
+    assert!(status.success(), "{log}");
+}
