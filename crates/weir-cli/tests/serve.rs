@@ -686,3 +686,29 @@ fn weir_run_with_s_http_gives_a_wasi_0_3_command_the_http_client() {
     let (status, log) = upstream.terminate();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn wasi_0_3_response_trailers_that_fail_leave_the_response_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let server = serve(&[], &service);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /bad-trailers HTTP/1.1\r\nhost: weir.test\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    // The connection ends without the last chunk (possibly with a reset).
+    let _ = stream.read_to_end(&mut raw);
+    let raw = text(&raw);
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("partial"), "{raw}");
+    assert!(
+        !raw.ends_with("0\r\n\r\n"),
+        "the failed body looked complete: {raw:?}"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

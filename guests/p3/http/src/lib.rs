@@ -10,6 +10,7 @@
 //!   headers the handler sees, one per line;
 //! - `/fetch`: sends the request on through `wasi:http/client` (see [`fetch`]);
 //! - `/trailers`: reads the body, then answers with its size and the request's trailers;
+//! - `/bad-trailers`: some body, then a trailers future that resolves to an error;
 //! - `/unsent`: builds a request, drops it unsent and answers with its transmission
 //!   future's result;
 //! - `/trap`: traps; `/hang`: never answers;
@@ -184,6 +185,20 @@ impl Guest for Service {
                     Err(code) => format!("{code:?}"),
                 };
                 Ok(text_response(format!("body {size}; trailers {trailers}\n")))
+            }
+            "/bad-trailers" => {
+                // Some body, then trailers that resolve to an error: the message must not
+                // look complete to the client.
+                let (mut writer, contents) = wit_stream::new();
+                let (trailers_writer, trailers) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(Fields::new(), Some(contents), trailers);
+                wasip3::spawn_local(async move {
+                    let _ = writer.write_all(b"partial".to_vec()).await;
+                    drop(writer);
+                    let failed = ErrorCode::InternalError(Some("trailers failed".into()));
+                    let _ = trailers_writer.write(Err(failed)).await;
+                });
+                Ok(response)
             }
             "/unsent" => {
                 // A request built and dropped without being sent: its future says so.
