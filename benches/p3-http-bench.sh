@@ -77,6 +77,8 @@ bench() {
 }
 
 bench weir 46401 target/release/weir serve -S cli
+bench weirreuse 46404 target/release/weir serve -S cli --max-instance-reuse-count 128 \
+    --max-instance-concurrent-reuse-count 16
 bench wasmtime 46402 "$WASMTIME" serve -S cli
 bench isolated 46403 "$WASMTIME" serve -S cli --max-instance-reuse-count 1 \
     --max-instance-concurrent-reuse-count 1
@@ -98,3 +100,18 @@ row() {
 }
 for c in 1 16 64; do row "hello, $c conn" "hello,$c"; done
 row "echo 1 MiB, 16 conn (MB/s)" echo MB
+echo
+echo "With reuse on both sides (weir \`--max-instance-reuse-count 128\`, wasmtime's default):"
+echo
+echo "| load | weir, reuse req/s | wasmtime req/s | weir/wasmtime | p50 / p99 ms: weir, wasmtime | p99 weir/wasmtime |"
+echo "|---|---|---|---|---|---|"
+reuse_row() {
+    local label=$1 key=$2 unit=${3:-}
+    read -r wr w50 w99 <<<"${RESULT[weirreuse,$key]}"
+    read -r tr t50 t99 <<<"${RESULT[wasmtime,$key]}"
+    local ws=$wr ts=$tr
+    if [ "$unit" = MB ]; then ws=$(mbps "$wr"); ts=$(mbps "$tr"); fi
+    echo "| $label | $ws | $ts | $(ratio "$wr" "$tr") | $w50 / $w99, $t50 / $t99 | $(ratio "$w99" "$t99") |"
+}
+for c in 1 16 64; do reuse_row "hello, $c conn" "hello,$c"; done
+reuse_row "echo 1 MiB, 16 conn (MB/s)" echo MB

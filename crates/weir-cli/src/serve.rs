@@ -45,6 +45,17 @@ pub struct ServeArgs {
     #[arg(long)]
     allow_precompiled: bool,
 
+    /// Requests one instance of a WASI 0.3 service answers before it is dropped. The
+    /// default, 1, gives every request a fresh instance; more trades that isolation
+    /// (shared memory; a trap ends every request on the instance) for not instantiating
+    /// per request. 0.2 proxies always get one instance per request.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    max_instance_reuse_count: usize,
+
+    /// With `--max-instance-reuse-count` above 1: requests one instance answers at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    max_instance_concurrent_reuse_count: usize,
+
     /// The `wasi:http/proxy` component to serve.
     #[arg(value_name = "WASM")]
     component: PathBuf,
@@ -114,16 +125,22 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot link `{}`", args.component.display()))?;
-    let pre: weir_http::server::Handler<Host> = if service {
-        weir_http::p3::bindings::ServicePre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "`{}`: not a wasi:http/service component",
-                    args.component.display()
-                )
-            })?
-            .into()
+    let service_pre = if service {
+        Some(
+            weir_http::p3::bindings::ServicePre::new(instance_pre.clone())
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "`{}`: not a wasi:http/service component",
+                        args.component.display()
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let pre: weir_http::server::Handler<Host> = if let Some(service_pre) = &service_pre {
+        service_pre.clone().into()
     } else {
         weir_http::bindings::ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
@@ -159,6 +176,18 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             }
             Ok(store)
         }
+    };
+    let pre = match service_pre {
+        Some(service_pre) if args.max_instance_reuse_count > 1 => {
+            let reuse = weir_http::p3::InstanceReuse {
+                max_requests: args.max_instance_reuse_count,
+                max_concurrent: args.max_instance_concurrent_reuse_count,
+            };
+            let stores = make_store.clone();
+            let pool = weir_http::p3::ServicePool::new(service_pre, Arc::new(stores), reuse);
+            weir_http::server::Handler::SharedService(Arc::new(pool))
+        }
+        _ => pre,
     };
     if epochs {
         let engine = engine.clone();

@@ -712,3 +712,38 @@ fn wasi_0_3_response_trailers_that_fail_leave_the_response_incomplete() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_reused_wasi_0_3_instance_serves_many_requests_and_is_replaced_after_a_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let server = serve(&["--max-instance-reuse-count", "4"], &service);
+    // More requests than one instance takes: the pool makes new instances as it goes.
+    for _ in 0..10 {
+        let hello = request_with(server.addr, "GET", "/", "", b"");
+        assert_eq!(
+            (hello.status, text(&hello.body)),
+            (200, "Hello from a WASI 0.3 service\n".to_string())
+        );
+    }
+    let body: Vec<u8> = (0..8usize << 20).map(|i| (i % 251) as u8).collect();
+    let echo = request_with(server.addr, "POST", "/echo", "", &body);
+    assert!(echo.body == body, "the echoed body differs");
+    // Concurrent requests share an instance.
+    let addr = server.addr;
+    let clients: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || request_with(addr, "GET", "/info", "", b"").status))
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 200);
+    }
+    // A trap ends its instance; the next request gets a new one.
+    assert_eq!(
+        request_with(server.addr, "GET", "/trap", "", b"").status,
+        500
+    );
+    assert_eq!(request_with(server.addr, "GET", "/", "", b"").status, 200);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("a reused instance stopped"), "{log}");
+}

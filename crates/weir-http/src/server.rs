@@ -29,7 +29,10 @@ pub type ServerBody = Either<Either<HostBody, crate::p3::ServiceBody>, Full<Byte
 /// What [`serve`] runs per request: a 0.2 `proxy` component or a 0.3 `service` one.
 pub enum Handler<T: 'static> {
     Proxy(ProxyPre<T>),
+    /// A fresh instance per request.
     Service(crate::p3::bindings::ServicePre<T>),
+    /// Instances reused across requests ([`crate::p3::ServicePool`]).
+    SharedService(Arc<crate::p3::ServicePool<T>>),
 }
 
 impl<T: 'static> Clone for Handler<T> {
@@ -37,6 +40,7 @@ impl<T: 'static> Clone for Handler<T> {
         match self {
             Handler::Proxy(pre) => Handler::Proxy(pre.clone()),
             Handler::Service(pre) => Handler::Service(pre.clone()),
+            Handler::SharedService(pool) => Handler::SharedService(pool.clone()),
         }
     }
 }
@@ -384,7 +388,11 @@ where
             http::StatusCode::SERVICE_UNAVAILABLE,
             "too many requests at once",
         ),
-        Ok(_slot) => match make_store() {
+        // A shared instance has its own store: none is made per request.
+        Ok(_slot) => match match pre {
+            Handler::SharedService(_) => Ok(None),
+            _ => make_store().map(Some),
+        } {
             Err(error) => {
                 tracing::error!(target: "weir::serve", "cannot set up an instance: {error:#}");
                 host_response(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -414,20 +422,29 @@ where
 /// Runs one request through either kind of handler.
 async fn run_handler<T>(
     pre: Handler<T>,
-    store: Store<T>,
+    store: Option<Store<T>>,
     request: http::Request<hyper::body::Incoming>,
     timeout: Option<Duration>,
 ) -> Result<http::Response<ServerBody>, HandlerFailure>
 where
     T: WasiHttpView + Send + 'static,
 {
+    let store =
+        || store.ok_or_else(|| HandlerFailure::Trap(wasmtime::format_err!("no store was made")));
     match pre {
-        Handler::Proxy(pre) => Ok(handle(pre, store, request, timeout)
+        Handler::Proxy(pre) => Ok(handle(pre, store()?, request, timeout)
             .await?
             .map(|body| Either::Left(Either::Left(body)))),
         Handler::Service(pre) => {
             let request = request.map(crate::p3::host_body);
-            Ok(crate::p3::handle(pre, store, request, timeout)
+            Ok(crate::p3::handle(pre, store()?, request, timeout)
+                .await?
+                .map(|body| Either::Left(Either::Right(body))))
+        }
+        Handler::SharedService(pool) => {
+            let request = request.map(crate::p3::host_body);
+            Ok(pool
+                .handle(request, timeout)
                 .await?
                 .map(|body| Either::Left(Either::Right(body))))
         }

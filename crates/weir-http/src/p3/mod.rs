@@ -15,6 +15,7 @@
 pub mod bindings;
 pub mod body;
 mod client;
+mod reuse;
 mod types;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ use wasmtime::Store;
 use wasmtime::component::{Accessor, Linker};
 
 pub use body::{HostBody, ServiceBody};
+pub use reuse::{InstanceReuse, ServicePool};
 pub use types::{Request, RequestOptions, Response};
 
 use crate::server::HandlerFailure;
@@ -106,11 +108,11 @@ where
     }
 }
 
-type Answer = oneshot::Sender<Result<http::Response<ServiceBody>, ErrorCode>>;
+pub(crate) type Answer = oneshot::Sender<Result<http::Response<ServiceBody>, ErrorCode>>;
 
 /// Calls the guest's handler and streams its response to `answer`, until the body and
 /// trailers were handed over (the store must run until then: it drives the streams).
-async fn respond<T: WasiHttpView + Send + 'static>(
+pub(crate) async fn respond<T: WasiHttpView + Send + 'static>(
     accessor: &Accessor<T>,
     service: &bindings::Service,
     request: http::Request<HostBody>,
