@@ -703,12 +703,15 @@ fn wasi_0_3_response_trailers_that_fail_leave_the_response_incomplete() {
     // The connection ends without the last chunk (possibly with a reset).
     let _ = stream.read_to_end(&mut raw);
     let raw = text(&raw);
-    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    assert!(raw.contains("partial"), "{raw}");
+    // hyper may drop the connection before it flushed the head: either way the client must
+    // not see a complete response (the last chunk), and what it sees is the guest's.
+    assert!(raw.is_empty() || raw.starts_with("HTTP/1.1 200"), "{raw:?}");
     assert!(
-        !raw.ends_with("0\r\n\r\n"),
+        !raw.contains("\r\n0\r\n\r\n"),
         "the failed body looked complete: {raw:?}"
     );
+    // The server goes on.
+    assert_eq!(request_with(server.addr, "GET", "/", "", b"").status, 200);
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
