@@ -19,6 +19,7 @@ fn probe_file(dir: &Path) -> PathBuf {
     path
 }
 
+/// `weir run FLAGS COMPONENT ARGS` with stdin closed.
 fn run_probe(probe: &Path, flags: &[&str], args: &[&str]) -> Output {
     weir()
         .arg("run")
@@ -178,12 +179,7 @@ fn random_reads_are_short_above_the_limit_and_clock_waits_can_be_cancelled() {
 #[test]
 fn the_readme_wasi_0_3_example_prints_its_greeting() {
     let example = weir_test_guests::workspace_root().join("examples/p3-hello.wasm");
-    let out = weir()
-        .arg("run")
-        .arg(example)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_probe(&example, &[], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello from a WASI 0.3 component\n");
 }
@@ -198,12 +194,7 @@ fn a_guest_built_against_wasi_0_3_2_runs_on_the_0_3_0_interfaces() {
     assert!(names.contains("wasi:cli/run@0.3.2"));
     assert!(names.contains("wasi:cli/stdout@0.3.2"));
     std::fs::write(&path, &*bytes).unwrap();
-    let out = weir()
-        .arg("run")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_probe(&path, &[], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello from a WASI 0.3 component\n");
 }

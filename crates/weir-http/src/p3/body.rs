@@ -40,7 +40,8 @@ pub(crate) fn into_guest_stream<U: 'static>(
         Body::Guest { contents, trailers } => {
             let contents = match contents {
                 Some(contents) => contents,
-                None => StreamReader::new(&mut *host, Empty)?,
+                // A message built without contents: an empty stream.
+                None => StreamReader::new(&mut *host, std::iter::empty::<u8>())?,
             };
             Ok((contents, trailers))
         }
@@ -58,24 +59,6 @@ pub(crate) fn into_guest_stream<U: 'static>(
             let trailers = FutureReader::new(&mut *host, HostTrailers { receiver, getter })?;
             Ok((contents, trailers))
         }
-    }
-}
-
-/// An empty contents stream (a message built without one).
-struct Empty;
-
-impl<D> StreamProducer<D> for Empty {
-    type Item = u8;
-    type Buffer = Option<u8>;
-
-    fn poll_produce<'a>(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _store: StoreContextMut<'a, D>,
-        _destination: Destination<'a, u8, Option<u8>>,
-        _finish: bool,
-    ) -> Poll<wasmtime::Result<Transfer>> {
-        Poll::Ready(Ok(Transfer::Dropped))
     }
 }
 
@@ -212,11 +195,13 @@ pub(crate) struct GuestContents {
 }
 
 impl GuestContents {
-    pub(crate) fn new(frames: Frames, done: oneshot::Sender<()>) -> Self {
+    /// `done`, if given, is told once the stream ended (for a caller that keeps a sender
+    /// of `frames` and so cannot wait for the channel to close).
+    pub(crate) fn new(frames: Frames, done: Option<oneshot::Sender<()>>) -> Self {
         GuestContents {
             frames,
             reserving: None,
-            done: Some(done),
+            done,
         }
     }
 }

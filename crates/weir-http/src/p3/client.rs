@@ -109,38 +109,26 @@ fn options2(options: RequestOptions) -> crate::types::RequestOptionsResource {
 type Transmitted = Option<oneshot::Sender<Result<(), ErrorCode>>>;
 
 /// Forwards a request body's frames and then its trailers (or its error) to the 0.2
-/// client's body channel, and resolves the request's transmission future when done.
+/// client's body channel, and resolves the request's transmission future when done. The
+/// frames channel closes when the guest's stream ended: its only sender is the stream's
+/// consumer.
 async fn forward_body(
     mut frames: mpsc::Receiver<Result<Frame<Bytes>, ErrorCode>>,
-    data_done: oneshot::Receiver<()>,
     trailers: oneshot::Receiver<Result<Option<http::HeaderMap>, ErrorCode>>,
     body: mpsc::Sender<Outgoing>,
     transmitted: Transmitted,
 ) {
-    let mut data_done = std::pin::pin!(data_done);
     let outcome = loop {
-        tokio::select! {
-            biased;
-            frame = frames.recv() => match frame {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data()
-                        && body.send(Outgoing::Data(data)).await.is_err()
-                    {
-                        break Err(ErrorCode::ConnectionTerminated);
-                    }
+        match frames.recv().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data()
+                    && body.send(Outgoing::Data(data)).await.is_err()
+                {
+                    break Err(ErrorCode::ConnectionTerminated);
                 }
-                Some(Err(code)) => break Err(code),
-                None => break Ok(()),
-            },
-            _ = &mut data_done => {
-                // Whatever was queued before the stream closed comes first.
-                while let Ok(Ok(frame)) = frames.try_recv() {
-                    if let Ok(data) = frame.into_data() {
-                        let _ = body.send(Outgoing::Data(data)).await;
-                    }
-                }
-                break Ok(());
             }
+            Some(Err(code)) => break Err(code),
+            None => break Ok(()),
         }
     };
     let outcome = match outcome {
@@ -204,22 +192,15 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
             match request.body {
                 Body::Guest { contents, trailers } => {
                     let (frames, frames_out) = mpsc::channel(FRAME_QUEUE);
-                    let (data_done, data_done_out) = oneshot::channel();
                     let (trailers_in, trailers_out) = oneshot::channel();
                     match contents {
                         Some(contents) => {
-                            contents.pipe(&mut access, GuestContents::new(frames, data_done))?
+                            contents.pipe(&mut access, GuestContents::new(frames, None))?
                         }
-                        None => drop((frames, data_done)),
+                        None => drop(frames),
                     }
                     trailers.pipe(&mut access, GuestTrailers::new(trailers_in, getter))?;
-                    weir::spawn(forward_body(
-                        frames_out,
-                        data_done_out,
-                        trailers_out,
-                        body,
-                        transmitted,
-                    ));
+                    weir::spawn(forward_body(frames_out, trailers_out, body, transmitted));
                 }
                 Body::Host(source) => {
                     weir::spawn(forward_host_body(source, body, transmitted));

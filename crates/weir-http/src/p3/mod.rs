@@ -179,7 +179,7 @@ pub(crate) async fn respond<T: WasiHttpView + Send + 'static>(
             }
             Some(Err(contents)) => contents.pipe(
                 &mut access,
-                body::GuestContents::new(frames.clone(), data_done),
+                body::GuestContents::new(frames.clone(), Some(data_done)),
             )?,
             None => drop(data_done),
         }

@@ -26,7 +26,7 @@ use wasmtime::component::{
 
 use super::bindings::wasi::filesystem::{preopens, types as v3};
 use super::streams::{
-    ByteConsumer, ByteProducer, Ended, ErrorMap, flushing, outcome_future, resolved_future,
+    ByteConsumer, ByteProducer, ErrorMap, flushing, outcome_future, resolved_future,
 };
 use crate::WasiCtxView;
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
@@ -295,7 +295,8 @@ impl<U: 'static> v3::HostDescriptorWithStore<U> for HasWasi {
             Ok(stream) => stream,
             Err(error) => {
                 let code = returned::<()>(Err(error))?;
-                let ended = StreamReader::new(&mut host, Ended)?;
+                // A stream that ends at once.
+                let ended = StreamReader::new(&mut host, std::iter::empty::<u8>())?;
                 return Ok((ended, resolved_future(&mut host, code)?));
             }
         };

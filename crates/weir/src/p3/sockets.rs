@@ -34,7 +34,7 @@ use super::bindings::wasi::sockets::types::{
     self, Duration, ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress,
     Ipv6SocketAddress,
 };
-use super::streams::{ByteProducer, Ended, outcome_future, resolved_future};
+use super::streams::{ByteProducer, outcome_future, resolved_future};
 use crate::WasiCtxView;
 use crate::bindings::wasi::sockets::network as p2;
 use crate::io::StreamError;
@@ -754,7 +754,8 @@ impl<U: 'static> types::HostTcpSocketWithStore<U> for HasWasi {
     ) -> wasmtime::Result<(StreamReader<u8>, FutureReader<Result<(), ErrorCode>>)> {
         let tcp = host.get().table.get_mut(&socket)?;
         if tcp.core.state != TcpState::Connected || tcp.receiving {
-            let ended = StreamReader::new(&mut host, Ended)?;
+            // A stream that ends at once.
+            let ended = StreamReader::new(&mut host, std::iter::empty::<u8>())?;
             return Ok((
                 ended,
                 resolved_future(&mut host, Err(ErrorCode::InvalidState))?,

@@ -345,24 +345,6 @@ impl<D, E: Send + 'static> StreamProducer<D> for ByteProducer<E> {
     }
 }
 
-/// A stream that ends at once (a stream function refused before any data could flow).
-pub(super) struct Ended;
-
-impl<D> StreamProducer<D> for Ended {
-    type Item = u8;
-    type Buffer = Option<u8>;
-
-    fn poll_produce<'a>(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _store: StoreContextMut<'a, D>,
-        _destination: Destination<'a, u8, Option<u8>>,
-        _finish: bool,
-    ) -> Poll<wasmtime::Result<Transfer>> {
-        Poll::Ready(Ok(Transfer::Dropped))
-    }
-}
-
 /// The finishing step of a stream whose bytes are delivered once flushed (stdio, files):
 /// flush, then wait for the flush to complete. `fallback` stands for a trap that has no
 /// guest call left to trap.

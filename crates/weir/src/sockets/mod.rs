@@ -225,6 +225,26 @@ pub(crate) fn create_error(error: std::io::Error) -> SocketError {
     error.into()
 }
 
+/// A new non-blocking, close-on-exec socket of `family`; IPv6 sockets are IPv6-only, as
+/// the WIT asks. Failures are [`create_error`]s.
+pub(crate) fn new_socket(
+    family: IpAddressFamily,
+    kind: socket2::Type,
+    protocol: socket2::Protocol,
+) -> SocketResult<socket2::Socket> {
+    let domain = if is_ipv4(family) {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let socket = socket2::Socket::new(domain, kind.nonblocking().cloexec(), Some(protocol))
+        .map_err(create_error)?;
+    if !is_ipv4(family) {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
+}
+
 /// Result of a socket operation.
 pub type SocketResult<T> = Result<T, SocketError>;
 

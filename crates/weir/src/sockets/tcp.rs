@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Protocol, SockRef, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use super::{
     Buffer, NetworkPolicy, NetworkStats, NetworkUse, SocketError, SocketResult, SocketSlot,
     SocketsCtx, check_family, check_unicast, check_unicast_remote, enforce, get_buffer_size,
-    hop_limit, is_ipv4, set_buffer_size, set_hop_limit,
+    hop_limit, set_buffer_size, set_hop_limit,
 };
 use crate::bindings::wasi::sockets::network::{ErrorCode, IpAddressFamily};
 use crate::io::{InputStream, OutputStream, Pollable, SliceWriter, StreamError, StreamResult};
@@ -623,7 +623,7 @@ impl TcpSocket {
             return Err(ErrorCode::AccessDenied.into());
         }
         let slot = SocketSlot::take(&sockets.open_tcp_sockets, sockets.config.max_tcp_sockets)?;
-        let socket = new_socket(family).map_err(super::create_error)?;
+        let socket = super::new_socket(family, Type::STREAM, Protocol::TCP)?;
         let shared = TcpShared::new(
             socket,
             family,
@@ -1096,23 +1096,6 @@ impl SliceWriter for TcpSliceWriter {
             StreamError::from_io(error)
         })
     }
-}
-
-fn new_socket(family: IpAddressFamily) -> io::Result<Socket> {
-    let domain = if is_ipv4(family) {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let socket = Socket::new(
-        domain,
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    if !is_ipv4(family) {
-        socket.set_only_v6(true)?;
-    }
-    Ok(socket)
 }
 
 /// Seconds for a keep-alive duration (nanoseconds): 0 is refused, the rest rounded up and

@@ -172,21 +172,7 @@ impl UdpSocket {
         stats: Arc<NetworkStats>,
         slot: SocketSlot,
     ) -> SocketResult<Self> {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let domain = if is_ipv4(family) {
-            Domain::IPV4
-        } else {
-            Domain::IPV6
-        };
-        let socket = Socket::new(
-            domain,
-            Type::DGRAM.nonblocking().cloexec(),
-            Some(Protocol::UDP),
-        )
-        .map_err(super::create_error)?;
-        if !is_ipv4(family) {
-            socket.set_only_v6(true)?;
-        }
+        let socket = super::new_socket(family, socket2::Type::DGRAM, socket2::Protocol::UDP)?;
         let quinn = UdpSocketState::new(UdpSockRef::from(&socket))?;
         crate::sys::allow_fragmentation(&socket, !is_ipv4(family))?;
         let send_buffer_bytes = AtomicUsize::new(socket.send_buffer_size()?);
