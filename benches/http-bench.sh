@@ -11,21 +11,14 @@
 # Installs `wrk` (apt) and `wasmtime-cli` 48.0.8 (`cargo install`, ~11 min cold) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 SECONDS_PER_RUN="${1:-10}"
 # A backtrace captured per request (wasmtime makes an error when a store is dropped) is not
 # what users' servers pay.
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
-if ! command -v wrk >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
-fi
-WASMTIME="${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}"
-if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
-    cargo install wasmtime-cli --version 48.0.8 --locked
-    WASMTIME="$HOME/.cargo/bin/wasmtime"
-fi
+ensure_wrk
+ensure_wasmtime
 cargo build --quiet --release -p weir-cli
 cargo build --quiet --release -p weir-http --example native_http
 # The splicing echo (guests/http/echo-splice) is a bench guest, not an example: build it.
@@ -43,37 +36,6 @@ wrk.method = "POST"
 wrk.body = string.rep("w", 1048576)
 wrk.headers["content-type"] = "application/octet-stream"
 EOF
-
-wait_listening() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
-
-# run_wrk PORT CONNECTIONS [LUA] -> "requests/s p50_ms p99_ms"
-run_wrk() {
-    local port=$1 conns=$2 script=${3:-}
-    local threads=$(( conns < 2 ? 1 : 2 ))
-    local out
-    out=$(wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency ${script:+-s "$script"} \
-        "http://127.0.0.1:$port/")
-    local rps p50 p99
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
-}
-
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
-        printf "%.3f", n
-    }'
-}
 
 # cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
 cpu_ticks() {
@@ -103,7 +65,7 @@ bench_hello() {
     for c in 1 16 64; do
         local before after result
         before=$(cpu_ticks "$SERVER_PID")
-        result=$(run_wrk "$port" "$c")
+        result=$(run_wrk "http://127.0.0.1:$port/" "$c")
         after=$(cpu_ticks "$SERVER_PID")
         # Server CPU time per request, in µs (requests = rate × duration).
         RESULT[$name,hello,$c]="$result $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
@@ -116,7 +78,7 @@ bench_echo() {
     local name=$1 port=$2; shift 2
     start_server "$port" "$@"
     wrk -t1 -c2 -d2s -s "$LUA" "http://127.0.0.1:$port/" >/dev/null
-    RESULT[$name,echo]=$(run_wrk "$port" 16 "$LUA")
+    RESULT[$name,echo]=$(run_wrk "http://127.0.0.1:$port/" 16 "$LUA")
     stop_server
 }
 
@@ -134,8 +96,6 @@ bench_echo weir 18083 "$WEIR" serve --addr 127.0.0.1:18083 "$ECHO"
 bench_echo wasmtime 18084 "$WASMTIME" serve --addr 127.0.0.1:18084 "$ECHO"
 bench_echo weir_splice 18088 "$WEIR" serve --addr 127.0.0.1:18088 "$ECHO_SPLICE"
 bench_echo wasmtime_splice 18089 "$WASMTIME" serve --addr 127.0.0.1:18089 "$ECHO_SPLICE"
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 echo "hello-world ($HELLO), wrk ${SECONDS_PER_RUN}s per row, $(nproc) cores"
 echo

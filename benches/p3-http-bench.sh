@@ -14,18 +14,11 @@
 # Installs `wrk` (apt) and `wasmtime-cli` 48.0.8 (`cargo install`, ~11 min cold) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 SECONDS_PER_RUN="${1:-10}"
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
-if ! command -v wrk >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
-fi
-WASMTIME="${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}"
-if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
-    cargo install wasmtime-cli --version 48.0.8 --locked
-    WASMTIME="$HOME/.cargo/bin/wasmtime"
-fi
+ensure_wrk
+ensure_wasmtime
 cargo build --quiet --release -p weir-cli
 SERVICE=examples/p3-http.wasm
 LUA=$(mktemp --suffix=.lua)
@@ -35,31 +28,6 @@ wrk.method = "POST"
 wrk.body = string.rep("w", 1048576)
 wrk.headers["content-type"] = "application/octet-stream"
 LUA
-
-wait_listening() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
-        printf "%.3f", n
-    }'
-}
-# run_wrk URL CONNECTIONS [LUA] -> "requests/s p50_ms p99_ms"
-run_wrk() {
-    local url=$1 conns=$2 script=${3:-}
-    local threads=$(( conns < 2 ? 1 : 2 ))
-    local out
-    out=$(wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency ${script:+-s "$script"} "$url")
-    echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") \
-$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
-}
 
 declare -A RESULT
 bench() {
@@ -83,7 +51,6 @@ bench wasmtime 46402 "$WASMTIME" serve -S cli
 bench isolated 46403 "$WASMTIME" serve -S cli --max-instance-reuse-count 1 \
     --max-instance-concurrent-reuse-count 1
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 echo "WASI 0.3 HTTP ($SERVICE), ${SECONDS_PER_RUN}s per run, $(nproc) cores"
 echo
 echo "| load | weir req/s | wasmtime req/s | wasmtime, isolated req/s | weir/wasmtime | weir/isolated | p50 / p99 ms: weir, wasmtime, isolated | p99 weir/isolated |"

@@ -15,15 +15,12 @@
 # Installs wasmtime-cli 48.0.8 (`cargo install`, ~11 min cold) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 RUNS="${1:-3}"
 PIPE="${2:-1048576}"
 GIB=1073741824
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
-WASMTIME="${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}"
-if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
-    cargo install wasmtime-cli --version 48.0.8 --locked
-    WASMTIME="$HOME/.cargo/bin/wasmtime"
-fi
+ensure_wasmtime
 scripts/build-guests.sh
 cargo build --quiet --release -p weir-cli
 cargo build --quiet --release -p weir --example native_streams
@@ -43,7 +40,6 @@ WASMTIME_RUN=("$WASMTIME" run -S inherit-network "$PROBE")
 # ns LINE -> the time in "... in T ns..."
 ns() { sed -E 's/.* in ([0-9]+) ns.*/\1/' <<<"$1"; }
 gbps() { awk -v t="$1" 'BEGIN { printf "%.2f", 1073741824 / t }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 # stdout HOST... -> ns of a 1 GiB stdout write through the pipe
 stdout_ns() { ns "$("$NATIVE" pipe-run "$PIPE" "$@" 2>&1 >/dev/null | grep ' in ')"; }
 udp_rate() {

@@ -9,14 +9,11 @@
 # Installs wasmtime-cli 48.0.8 (`cargo install`, ~11 min cold) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 COUNT="${1:-200000}"
 RUNS="${2:-3}"
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
-WASMTIME="${WASMTIME:-$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")}"
-if ! "$WASMTIME" --version 2>/dev/null | grep -q '^wasmtime 48\.0\.8'; then
-    cargo install wasmtime-cli --version 48.0.8 --locked
-    WASMTIME="$HOME/.cargo/bin/wasmtime"
-fi
+ensure_wasmtime
 scripts/build-guests.sh
 cargo build --quiet --release -p weir-cli
 cargo build --quiet --release -p weir --example native_udp_send
@@ -31,7 +28,6 @@ sleep 0.3
 
 # rate OUTPUT -> datagrams per second from "sent N failed F in T ns"
 rate() { awk '{ printf "%.0f", $2 / ($6 / 1e9) }' <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
 echo "WASI 0.3 UDP send, $COUNT datagrams of 64 B to a loopback socket, $(nproc) cores"
 echo
