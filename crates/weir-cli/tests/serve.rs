@@ -26,7 +26,7 @@ fn http_guest_file(dir: &Path, name: &str) -> PathBuf {
 struct Serving {
     child: Child,
     addr: SocketAddr,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 fn serve(args: &[&str], component: &Path) -> Serving {
@@ -58,7 +58,7 @@ fn serve(args: &[&str], component: &Path) -> Serving {
     Serving {
         child,
         addr,
-        stderr,
+        stderr: Some(stderr),
     }
 }
 
@@ -67,7 +67,16 @@ impl Serving {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let status = self.child.wait().unwrap();
-        (status, self.stderr.join().unwrap())
+        let log = self.stderr.take().map(|s| s.join().unwrap());
+        (status, log.unwrap_or_default())
+    }
+}
+
+impl Drop for Serving {
+    /// A test that fails before `terminate` must not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
