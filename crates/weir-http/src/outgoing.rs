@@ -318,10 +318,31 @@ async fn send(
     };
     pool.put(origin, connection);
     use http_body_util::BodyExt;
-    Ok(response.map(|body| match between_bytes_timeout {
-        Some(limit) => BetweenBytes::new(body, limit).boxed(),
-        None => body.map_err(ErrorCode::from).boxed(),
+    Ok(response.map(|body| {
+        let body = body.map_err(response_body_error);
+        match between_bytes_timeout {
+            Some(limit) => BetweenBytes::new(body, limit).boxed(),
+            None => body.boxed(),
+        }
     }))
+}
+
+/// The error code of a response body that failed: `HTTP-response-incomplete` when the
+/// connection ended before the body did (hyper reports an unexpected end of file).
+fn response_body_error(error: hyper::Error) -> ErrorCode {
+    let mut source = std::error::Error::source(&error);
+    let mut ended_early = error.is_incomplete_message();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            ended_early |= io.kind() == std::io::ErrorKind::UnexpectedEof;
+        }
+        source = cause.source();
+    }
+    if ended_early {
+        ErrorCode::HttpResponseIncomplete
+    } else {
+        ErrorCode::from(error)
+    }
 }
 
 /// Checks a prepared request against the context's `http-request` rules, then starts

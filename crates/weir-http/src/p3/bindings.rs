@@ -6,6 +6,8 @@ wasmtime::component::bindgen!({
     world: "wasi:http/service",
     require_store_data_send: true,
     imports: {
+        "wasi:http/types.[drop]request": store | trappable,
+        "wasi:http/types.[drop]response": store | trappable,
         "wasi:http/types.[static]request.new": store | trappable,
         "wasi:http/types.[static]request.consume-body": store | trappable,
         "wasi:http/types.[static]response.new": store | trappable,

@@ -27,6 +27,27 @@ pub(crate) enum Body {
     },
 }
 
+impl Body {
+    /// Closes a guest's streams that nobody will read (a message dropped unsent), so that
+    /// their writers learn the reader went away instead of waiting for it.
+    pub(crate) fn close<U: 'static>(
+        self,
+        host: &mut Access<'_, U, HasHttp>,
+    ) -> wasmtime::Result<()> {
+        if let Body::Guest {
+            contents,
+            mut trailers,
+        } = self
+        {
+            if let Some(mut contents) = contents {
+                contents.close(&mut *host)?;
+            }
+            trailers.close(&mut *host)?;
+        }
+        Ok(())
+    }
+}
+
 /// The guest's 0.3 `request`.
 pub struct Request {
     pub(crate) method: Method,
@@ -335,14 +356,14 @@ impl v3::HostRequest for WasiHttpCtxView<'_> {
         let headers = self.table.get(&request)?.headers.frozen();
         Ok(self.table.push(headers)?)
     }
-
-    fn drop(&mut self, request: Resource<Request>) -> wasmtime::Result<()> {
-        self.table.delete(request)?;
-        Ok(())
-    }
 }
 
 impl<U: 'static> v3::HostRequestWithStore<U> for HasHttp {
+    fn drop(mut host: Access<'_, U, Self>, request: Resource<Request>) -> wasmtime::Result<()> {
+        let request = host.get().table.delete(request)?;
+        request.body.close(&mut host)
+    }
+
     fn new(
         mut host: Access<'_, U, Self>,
         headers: Resource<FieldsResource>,
@@ -406,14 +427,14 @@ impl v3::HostResponse for WasiHttpCtxView<'_> {
         let headers = self.table.get(&response)?.headers.frozen();
         Ok(self.table.push(headers)?)
     }
-
-    fn drop(&mut self, response: Resource<Response>) -> wasmtime::Result<()> {
-        self.table.delete(response)?;
-        Ok(())
-    }
 }
 
 impl<U: 'static> v3::HostResponseWithStore<U> for HasHttp {
+    fn drop(mut host: Access<'_, U, Self>, response: Resource<Response>) -> wasmtime::Result<()> {
+        let response = host.get().table.delete(response)?;
+        response.body.close(&mut host)
+    }
+
     fn new(
         mut host: Access<'_, U, Self>,
         headers: Resource<FieldsResource>,

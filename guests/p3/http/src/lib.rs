@@ -9,6 +9,12 @@
 //! - `/info`: the method, scheme, authority, path-with-query, `x-test` and `x-forwarded`
 //!   headers the handler sees, one per line;
 //! - `/fetch`: sends the request on through `wasi:http/client` (see [`fetch`]);
+//! - `/fetch-report`: the same, then reads the whole response and answers with its status,
+//!   body and trailers (or the send error) as text;
+//! - `/send-bad-trailers`: sends `partial` to `x-target-authority` with trailers that
+//!   resolve to an error, and answers with the send's and the transmission future's results;
+//! - `/drop-with-body`: builds a request and a response with contents streams and trailers
+//!   futures, drops both, and answers with what writing to those streams and futures gives;
 //! - `/trailers`: reads the body, then answers with its size and the request's trailers;
 //! - `/bad-trailers`: some body, then a trailers future that resolves to an error;
 //! - `/unsent`: builds a request, drops it unsent and answers with its transmission
@@ -17,7 +23,7 @@
 //! - `/error`: answers with `err(internal-error)`.
 
 use wasip3::exports::http::handler::Guest;
-use wasip3::http::types::{ErrorCode, Fields, Request, Response, Scheme};
+use wasip3::http::types::{ErrorCode, Fields, Method, Request, RequestOptions, Response, Scheme};
 use wasip3::wit_bindgen::StreamResult;
 use wasip3::{wit_future, wit_stream};
 
@@ -47,8 +53,9 @@ fn scheme_name(scheme: Option<Scheme>) -> String {
 
 /// Sends the request on with `wasi:http/client`: to the authority in `x-target-authority`,
 /// the path in `x-target-path` (none when absent), the same method, body and trailers (and
-/// `trailer` header), plus a header `x-forwarded: weir`; answers with the upstream's response as it is, or with a
-/// 502 naming the send error.
+/// `trailer` header), plus a header `x-forwarded: weir`, with the timeouts of
+/// `x-first-byte-timeout-ms` and `x-between-bytes-timeout-ms` if given; returns the
+/// upstream's response or the send error.
 async fn fetch(request: Request) -> Result<Response, ErrorCode> {
     let incoming = request.get_headers();
     let first = |name: &str| {
@@ -61,28 +68,139 @@ async fn fetch(request: Request) -> Result<Response, ErrorCode> {
     let authority = first("x-target-authority");
     let path = first("x-target-path");
     let announced = first("trailer");
+    let options = timeouts(
+        first("x-first-byte-timeout-ms"),
+        first("x-between-bytes-timeout-ms"),
+    );
     drop(incoming);
     let method = request.get_method();
-    let headers = Fields::from_list(&[("x-forwarded".to_string(), b"weir".to_vec())])
-        .expect("valid headers");
+    let headers =
+        Fields::from_list(&[("x-forwarded".to_string(), b"weir".to_vec())]).expect("valid headers");
     if let Some(announced) = announced {
         let _ = headers.append("trailer", announced.as_bytes());
     }
     let (_, result) = wit_future::new(|| Ok(()));
     let (contents, trailers) = Request::consume_body(request, result);
-    let (outgoing, _sent) = Request::new(headers, Some(contents), trailers, None);
+    let (outgoing, _sent) = Request::new(headers, Some(contents), trailers, options);
     let _ = outgoing.set_method(&method);
     let _ = outgoing.set_scheme(Some(&Scheme::Http));
     let _ = outgoing.set_authority(authority.as_deref());
     let _ = outgoing.set_path_with_query(path.as_deref());
-    match wasip3::http::client::send(outgoing).await {
-        Ok(response) => Ok(response),
-        Err(code) => {
-            let response = text_response(format!("send failed: {code:?}\n"));
-            let _ = response.set_status_code(502);
-            Ok(response)
+    wasip3::http::client::send(outgoing).await
+}
+
+/// Request options with the given timeouts (milliseconds, as text), if any is given.
+fn timeouts(first_byte: Option<String>, between_bytes: Option<String>) -> Option<RequestOptions> {
+    if first_byte.is_none() && between_bytes.is_none() {
+        return None;
+    }
+    let nanos = |ms: Option<String>| {
+        ms.and_then(|ms| ms.parse::<u64>().ok())
+            .map(|ms| ms * 1_000_000)
+    };
+    let options = RequestOptions::new();
+    let _ = options.set_first_byte_timeout(nanos(first_byte));
+    let _ = options.set_between_bytes_timeout(nanos(between_bytes));
+    Some(options)
+}
+
+/// The text of a trailers future's value.
+fn trailers_text(trailers: Result<Option<Fields>, ErrorCode>) -> String {
+    match trailers {
+        Ok(Some(fields)) => fields
+            .copy_all()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(&value)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Ok(None) => "none".into(),
+        Err(code) => format!("{code:?}"),
+    }
+}
+
+/// Reads a whole stream into memory.
+async fn read_all(mut input: wasip3::wit_bindgen::StreamReader<u8>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    loop {
+        let (status, chunk) = input.read(Vec::with_capacity(64 * 1024)).await;
+        bytes.extend_from_slice(&chunk);
+        if !matches!(status, StreamResult::Complete(_)) {
+            return bytes;
         }
     }
+}
+
+/// `/fetch-report`: what the client received, as text.
+async fn fetch_report(request: Request) -> String {
+    let response = match fetch(request).await {
+        Ok(response) => response,
+        Err(code) => return format!("send failed: {code:?}\n"),
+    };
+    let status = response.get_status_code();
+    let (_, result) = wit_future::new(|| Ok(()));
+    let (contents, trailers) = Response::consume_body(response, result);
+    let body = read_all(contents).await;
+    let trailers = trailers_text(trailers.await);
+    format!(
+        "status {status}; body {}; trailers {trailers}\n",
+        String::from_utf8_lossy(&body)
+    )
+}
+
+/// `/send-bad-trailers`: a request whose trailers fail after its body was written.
+async fn send_bad_trailers(request: Request) -> String {
+    let authority = request
+        .get_headers()
+        .get("x-target-authority")
+        .into_iter()
+        .next()
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let (mut writer, contents) = wit_stream::new();
+    let (trailers_writer, trailers) = wit_future::new(|| Ok(None));
+    let headers =
+        Fields::from_list(&[("trailer".to_string(), b"x-sum".to_vec())]).expect("valid headers");
+    let (outgoing, sent) = Request::new(headers, Some(contents), trailers, None);
+    let _ = outgoing.set_method(&Method::Post);
+    let _ = outgoing.set_scheme(Some(&Scheme::Http));
+    let _ = outgoing.set_authority(authority.as_deref());
+    let _ = outgoing.set_path_with_query(Some("/upload"));
+    wasip3::spawn_local(async move {
+        let _ = writer.write_all(b"partial".to_vec()).await;
+        drop(writer);
+        let failed = ErrorCode::InternalError(Some("trailers failed".into()));
+        let _ = trailers_writer.write(Err(failed)).await;
+    });
+    let send = match wasip3::http::client::send(outgoing).await {
+        Ok(response) => format!("response {}", response.get_status_code()),
+        Err(code) => format!("{code:?}"),
+    };
+    format!("send: {send}; transmission: {:?}\n", sent.await)
+}
+
+/// `/drop-with-body`: dropping a request or response closes the streams and futures it
+/// was given, so their writers learn the reader is gone.
+async fn drop_with_body() -> String {
+    let (mut request_writer, request_contents) = wit_stream::new::<u8>();
+    let (request_trailers_writer, request_trailers) = wit_future::new(|| Ok(None));
+    let (request, _) = Request::new(
+        Fields::new(),
+        Some(request_contents),
+        request_trailers,
+        None,
+    );
+    drop(request);
+    let (mut response_writer, response_contents) = wit_stream::new::<u8>();
+    let (response_trailers_writer, response_trailers) = wit_future::new(|| Ok(None));
+    let (response, _) = Response::new(Fields::new(), Some(response_contents), response_trailers);
+    drop(response);
+    let request_left = request_writer.write_all(b"data".to_vec()).await.len();
+    let request_trailers = request_trailers_writer.write(Ok(None)).await.is_ok();
+    let response_left = response_writer.write_all(b"data".to_vec()).await.len();
+    let response_trailers = response_trailers_writer.write(Ok(None)).await.is_ok();
+    format!(
+        "request: {request_left} bytes unwritten, trailers taken {request_trailers}; \
+         response: {response_left} bytes unwritten, trailers taken {response_trailers}\n"
+    )
 }
 
 impl Guest for Service {
@@ -160,7 +278,17 @@ impl Guest for Service {
                 });
                 Ok(response)
             }
-            "/fetch" => fetch(request).await,
+            "/fetch" => match fetch(request).await {
+                Ok(response) => Ok(response),
+                Err(code) => {
+                    let response = text_response(format!("send failed: {code:?}\n"));
+                    let _ = response.set_status_code(502);
+                    Ok(response)
+                }
+            },
+            "/fetch-report" => Ok(text_response(fetch_report(request).await)),
+            "/send-bad-trailers" => Ok(text_response(send_bad_trailers(request).await)),
+            "/drop-with-body" => Ok(text_response(drop_with_body().await)),
             "/trailers" => {
                 // Reads the body to its end, then reports its size and trailers.
                 let (_, result) = wit_future::new(|| Ok(()));
@@ -174,16 +302,7 @@ impl Guest for Service {
                     }
                 }
                 drop(input);
-                let trailers = match trailers.await {
-                    Ok(Some(fields)) => fields
-                        .copy_all()
-                        .into_iter()
-                        .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(&value)))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    Ok(None) => "none".into(),
-                    Err(code) => format!("{code:?}"),
-                };
+                let trailers = trailers_text(trailers.await);
                 Ok(text_response(format!("body {size}; trailers {trailers}\n")))
             }
             "/bad-trailers" => {
