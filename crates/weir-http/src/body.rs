@@ -198,16 +198,28 @@ pub struct HostBody {
     receiver: Option<mpsc::Receiver<Outgoing>>,
     size: Option<u64>,
     counters: Option<Arc<BodyCounters>>,
+    /// For a channel's body: whether it may carry bytes (see [`HostBody::from_channel`]).
+    may_have_body: bool,
+    /// Told when hyper read the body's end.
+    on_end: Option<oneshot::Sender<()>>,
 }
 
 impl HostBody {
     /// A body carrying what `receiver` delivers (for a WASI 0.3 request sent through the
-    /// 0.2 client).
-    pub(crate) fn from_channel(receiver: mpsc::Receiver<Outgoing>) -> Self {
+    /// 0.2 client). `may_have_body` is false only for a body known to be empty (a GET
+    /// sent with it has no body framing at all); `on_end` is told once hyper read the
+    /// end, and dropped unsent if hyper gave up on the body before that.
+    pub(crate) fn from_channel(
+        receiver: mpsc::Receiver<Outgoing>,
+        may_have_body: bool,
+        on_end: oneshot::Sender<()>,
+    ) -> Self {
         HostBody {
             receiver: Some(receiver),
             size: None,
             counters: None,
+            may_have_body,
+            on_end: Some(on_end),
         }
     }
 
@@ -217,6 +229,8 @@ impl HostBody {
             receiver: None,
             size: Some(0),
             counters: None,
+            may_have_body: false,
+            on_end: None,
         }
     }
 
@@ -227,7 +241,7 @@ impl HostBody {
     /// request must then be sent chunked.
     pub(crate) fn has_body_or_declare_empty(&self) -> bool {
         let Some(counters) = &self.counters else {
-            return false;
+            return self.may_have_body;
         };
         if counters.written.load(Ordering::Relaxed) > 0 || counters.limit().is_some() {
             return true;
@@ -254,6 +268,9 @@ impl http_body::Body for HostBody {
             Poll::Ready(Some(Outgoing::Data(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
             Poll::Ready(Some(Outgoing::End(trailers))) => {
                 self.receiver = None;
+                if let Some(on_end) = self.on_end.take() {
+                    let _ = on_end.send(());
+                }
                 Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
             }
             Poll::Ready(None) => {
@@ -349,6 +366,8 @@ impl OutgoingBodyResource {
                 receiver: Some(receiver),
                 size: content_length,
                 counters: Some(counters),
+                may_have_body: true,
+                on_end: None,
             },
         )
     }

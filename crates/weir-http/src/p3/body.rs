@@ -76,6 +76,11 @@ pub struct HostContents {
 }
 
 impl HostContents {
+    /// Whether any data may still come (false for a body known to be empty).
+    pub(crate) fn may_have_data(&self) -> bool {
+        !self.leftover.is_empty() || !self.body.is_end_stream()
+    }
+
     fn end(&mut self, trailers: Trailers) -> Poll<wasmtime::Result<Transfer>> {
         if let Some(sender) = self.trailers.take() {
             let _ = sender.send(trailers);

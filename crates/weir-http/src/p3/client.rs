@@ -6,13 +6,13 @@
 use bytes::Bytes;
 use http_body::{Body as _, Frame};
 use tokio::sync::{mpsc, oneshot};
-use wasmtime::component::{Accessor, Resource};
+use wasmtime::component::{Accessor, Resource, StreamReader};
 
 use super::bindings::wasi::http::client;
 use super::bindings::wasi::http::types::{
     DnsErrorPayload, ErrorCode, FieldSizePayload, Method, Scheme, TlsAlertReceivedPayload,
 };
-use super::body::{FRAME_QUEUE, GuestContents, GuestTrailers, HostBody};
+use super::body::{FRAME_QUEUE, GuestContents, GuestTrailers, HostBody, HostContents};
 use super::types::{Body, Request, RequestOptions, Response};
 use crate::bindings::wasi::http::types as v2;
 use crate::body::Outgoing;
@@ -108,6 +108,24 @@ fn options2(options: RequestOptions) -> crate::types::RequestOptionsResource {
 
 type Transmitted = Option<oneshot::Sender<Result<(), ErrorCode>>>;
 
+/// Resolves a request's transmission future: `handed_over` is the forwarder's outcome
+/// (every frame and the end queued for hyper), `read` says whether hyper then took the
+/// end from the queue. A body hyper dropped before its end (the connection failed, or
+/// the response came and the connection closed) was not transmitted.
+async fn report_transmission(
+    handed_over: Result<(), ErrorCode>,
+    read: oneshot::Receiver<()>,
+    transmitted: Transmitted,
+) {
+    let outcome = match handed_over {
+        Ok(()) => read.await.map_err(|_| ErrorCode::ConnectionTerminated),
+        Err(code) => Err(code),
+    };
+    if let Some(transmitted) = transmitted {
+        let _ = transmitted.send(outcome);
+    }
+}
+
 /// Forwards a request body's frames and then its trailers (or its error) to the 0.2
 /// client's body channel, and resolves the request's transmission future when done. The
 /// frames channel closes when the guest's stream ended: its only sender is the stream's
@@ -116,6 +134,7 @@ async fn forward_body(
     mut frames: mpsc::Receiver<Result<Frame<Bytes>, ErrorCode>>,
     trailers: oneshot::Receiver<Result<Option<http::HeaderMap>, ErrorCode>>,
     body: mpsc::Sender<Outgoing>,
+    read: oneshot::Receiver<()>,
     transmitted: Transmitted,
 ) {
     let outcome = loop {
@@ -143,15 +162,15 @@ async fn forward_body(
         },
         Err(code) => Err(code),
     };
-    if let Some(transmitted) = transmitted {
-        let _ = transmitted.send(outcome);
-    }
+    drop(body);
+    report_transmission(outcome, read, transmitted).await;
 }
 
 /// Forwards a host body (one the guest received and now sends on) to the client's channel.
 async fn forward_host_body(
     mut source: HostBody,
     body: mpsc::Sender<Outgoing>,
+    read: oneshot::Receiver<()>,
     transmitted: Transmitted,
 ) {
     let outcome = loop {
@@ -163,20 +182,23 @@ async fn forward_host_body(
                     }
                 }
                 Err(frame) => {
-                    let _ = body.send(Outgoing::End(frame.into_trailers().ok())).await;
-                    break Ok(());
+                    break body
+                        .send(Outgoing::End(frame.into_trailers().ok()))
+                        .await
+                        .map_err(|_| ErrorCode::ConnectionTerminated);
                 }
             },
             Some(Err(code)) => break Err(code),
             None => {
-                let _ = body.send(Outgoing::End(None)).await;
-                break Ok(());
+                break body
+                    .send(Outgoing::End(None))
+                    .await
+                    .map_err(|_| ErrorCode::ConnectionTerminated);
             }
         }
     };
-    if let Some(transmitted) = transmitted {
-        let _ = transmitted.send(outcome);
-    }
+    drop(body);
+    report_transmission(outcome, read, transmitted).await;
 }
 
 impl<U: 'static> client::HostWithStore<U> for HasHttp {
@@ -189,8 +211,23 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
             let mut request = access.get().table.delete(request)?;
             let transmitted = request.transmitted.take();
             let (body, body_out) = mpsc::channel(FRAME_QUEUE);
+            let (read, read_out) = oneshot::channel();
+            let mut may_have_body = match &request.body {
+                Body::Guest { contents, .. } => contents.is_some(),
+                Body::Host(source) => !source.is_end_stream(),
+            };
             match request.body {
                 Body::Guest { contents, trailers } => {
+                    // A body the guest received and passes on unread may be known empty
+                    // (a GET's): then the request goes without body framing.
+                    let contents = match contents.map(|c| c.try_into::<HostContents>(&mut access)) {
+                        Some(Ok(received)) => {
+                            may_have_body = received.may_have_data();
+                            Some(StreamReader::new(&mut access, received)?)
+                        }
+                        Some(Err(contents)) => Some(contents),
+                        None => None,
+                    };
                     let (frames, frames_out) = mpsc::channel(FRAME_QUEUE);
                     let (trailers_in, trailers_out) = oneshot::channel();
                     match contents {
@@ -200,10 +237,16 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
                         None => drop(frames),
                     }
                     trailers.pipe(&mut access, GuestTrailers::new(trailers_in, getter))?;
-                    weir::spawn(forward_body(frames_out, trailers_out, body, transmitted));
+                    weir::spawn(forward_body(
+                        frames_out,
+                        trailers_out,
+                        body,
+                        read_out,
+                        transmitted,
+                    ));
                 }
                 Body::Host(source) => {
-                    weir::spawn(forward_host_body(source, body, transmitted));
+                    weir::spawn(forward_host_body(source, body, read_out, transmitted));
                 }
             }
             let outgoing = crate::types::OutgoingRequestResource::from_parts(
@@ -212,7 +255,7 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
                 request.authority,
                 request.path_with_query,
                 request.headers,
-                crate::body::HostBody::from_channel(body_out),
+                crate::body::HostBody::from_channel(body_out, may_have_body, read),
             );
             let view = access.get();
             let prepared = match crate::outgoing::prepare(

@@ -7,7 +7,13 @@
 //! - An incoming request has scheme `http`, the authority of its URI or `Host` header, and
 //!   a `path-with-query` that is never `none` (`/` at least).
 //! - A request or response that is dropped without being sent resolves its transmission
-//!   future to an error.
+//!   future to an error, and closes the body stream and trailers future it held.
+//! - A sent request's transmission future resolves once hyper took the end of its body
+//!   (the last bytes and trailers are then with the connection); to an error if the body
+//!   failed or the connection gave it up before its end.
+//! - A GET (HEAD, CONNECT) is sent without body framing only when its body is known to be
+//!   empty (no contents, or a received empty body passed on); otherwise it goes chunked,
+//!   so no byte the guest writes is dropped.
 //! - `wasi:http/client.send` sends through the 0.2 client: the same `http-request` rules,
 //!   connection pool, TLS and timeouts; the response body is streamed to the guest as it
 //!   arrives.

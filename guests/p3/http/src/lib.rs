@@ -13,6 +13,8 @@
 //!   body and trailers (or the send error) as text;
 //! - `/send-bad-trailers`: sends `partial` to `x-target-authority` with trailers that
 //!   resolve to an error, and answers with the send's and the transmission future's results;
+//! - `/send-after-response`: the same, but a 16 MiB body (and trailers that succeed) is
+//!   written only after the response arrived;
 //! - `/drop-with-body`: builds a request and a response with contents streams and trailers
 //!   futures, drops both, and answers with what writing to those streams and futures gives;
 //! - `/trailers`: reads the body, then answers with its size and the request's trailers;
@@ -147,8 +149,10 @@ async fn fetch_report(request: Request) -> String {
     )
 }
 
-/// `/send-bad-trailers`: a request whose trailers fail after its body was written.
-async fn send_bad_trailers(request: Request) -> String {
+/// `/send-bad-trailers`: a request whose trailers fail after its body was written; or,
+/// with `late` (`/send-after-response`), whose body (16 MiB, more than the sockets
+/// buffer) is written only once the response arrived, with trailers that succeed.
+async fn send_upload(request: Request, late: bool) -> String {
     let authority = request
         .get_headers()
         .get("x-target-authority")
@@ -164,16 +168,28 @@ async fn send_bad_trailers(request: Request) -> String {
     let _ = outgoing.set_scheme(Some(&Scheme::Http));
     let _ = outgoing.set_authority(authority.as_deref());
     let _ = outgoing.set_path_with_query(Some("/upload"));
-    wasip3::spawn_local(async move {
-        let _ = writer.write_all(b"partial".to_vec()).await;
+    let upload = async move {
+        let body = if late { vec![b'x'; 16 << 20] } else { b"partial".to_vec() };
+        let _ = writer.write_all(body).await;
         drop(writer);
-        let failed = ErrorCode::InternalError(Some("trailers failed".into()));
-        let _ = trailers_writer.write(Err(failed)).await;
-    });
+        let trailers = if late {
+            Ok(None)
+        } else {
+            Err(ErrorCode::InternalError(Some("trailers failed".into())))
+        };
+        let _ = trailers_writer.write(trailers).await;
+    };
+    let mut upload = Some(upload);
+    if !late {
+        wasip3::spawn_local(upload.take().expect("not taken yet"));
+    }
     let send = match wasip3::http::client::send(outgoing).await {
         Ok(response) => format!("response {}", response.get_status_code()),
         Err(code) => format!("{code:?}"),
     };
+    if let Some(upload) = upload {
+        upload.await;
+    }
     format!("send: {send}; transmission: {:?}\n", sent.await)
 }
 
@@ -287,7 +303,8 @@ impl Guest for Service {
                 }
             },
             "/fetch-report" => Ok(text_response(fetch_report(request).await)),
-            "/send-bad-trailers" => Ok(text_response(send_bad_trailers(request).await)),
+            "/send-bad-trailers" => Ok(text_response(send_upload(request, false).await)),
+            "/send-after-response" => Ok(text_response(send_upload(request, true).await)),
             "/drop-with-body" => Ok(text_response(drop_with_body().await)),
             "/trailers" => {
                 // Reads the body to its end, then reports its size and trailers.
