@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use wasmtime::Store;
 
@@ -132,7 +134,8 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
         store
             .run_concurrent(async |accessor| -> wasmtime::Result<()> {
                 type Running<'a> = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send + 'a>>;
-                let mut running: Vec<Running<'_>> = Vec::new();
+                // Only the requests that were woken are polled again.
+                let mut running: FuturesUnordered<Running<'_>> = FuturesUnordered::new();
                 let mut open = true;
                 std::future::poll_fn(|cx| {
                     while open {
@@ -149,22 +152,14 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
                             Poll::Pending => break,
                         }
                     }
-                    let mut failed = None;
-                    running.retain_mut(|request| match request.as_mut().poll(cx) {
-                        Poll::Pending => true,
-                        Poll::Ready(Ok(())) => false,
-                        Poll::Ready(Err(trap)) => {
-                            failed = Some(trap);
-                            false
+                    loop {
+                        match running.poll_next_unpin(cx) {
+                            Poll::Ready(Some(Ok(()))) => {}
+                            Poll::Ready(Some(Err(trap))) => return Poll::Ready(Err(trap)),
+                            // Nothing in flight: done once the queue closed.
+                            Poll::Ready(None) if !open => return Poll::Ready(Ok(())),
+                            Poll::Ready(None) | Poll::Pending => return Poll::Pending,
                         }
-                    });
-                    if let Some(trap) = failed {
-                        return Poll::Ready(Err(trap));
-                    }
-                    if !open && running.is_empty() {
-                        Poll::Ready(Ok(()))
-                    } else {
-                        Poll::Pending
                     }
                 })
                 .await
