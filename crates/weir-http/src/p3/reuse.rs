@@ -66,16 +66,16 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
     /// A worker with room for one more request, and its slot: the current one, or a new
     /// instance when it is used up, full or gone.
     fn worker(&self) -> wasmtime::Result<(mpsc::UnboundedSender<Job>, OwnedSemaphorePermit)> {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(worker) = current.as_mut()
-            && worker.remaining > 0
-            && !worker.jobs.is_closed()
-            && let Ok(slot) = worker.slots.clone().try_acquire_owned()
-        {
-            worker.remaining -= 1;
-            return Ok((worker.jobs.clone(), slot));
+        if let Some(taken) = self.take_slot() {
+            return Ok(taken);
         }
+        // The store is made outside the lock (other requests keep going meanwhile); if
+        // one of them installed a worker with room in between, that one is used.
         let store = (self.make_store)()?;
+        if let Some(taken) = self.take_slot() {
+            return Ok(taken);
+        }
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let (jobs, queue) = mpsc::unbounded_channel();
         let slots = Arc::new(Semaphore::new(self.reuse.max_concurrent));
         let slot = slots
@@ -90,6 +90,18 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             slots,
         });
         Ok((jobs, slot))
+    }
+
+    /// A slot on the current worker, if it has one and may take more requests.
+    fn take_slot(&self) -> Option<(mpsc::UnboundedSender<Job>, OwnedSemaphorePermit)> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let worker = current.as_mut()?;
+        if worker.remaining == 0 || worker.jobs.is_closed() {
+            return None;
+        }
+        let slot = worker.slots.clone().try_acquire_owned().ok()?;
+        worker.remaining -= 1;
+        Some((worker.jobs.clone(), slot))
     }
 
     /// Runs `request` on a reused instance; like [`super::handle`] otherwise.
