@@ -114,9 +114,12 @@ type Transmitted = Option<oneshot::Sender<Result<(), ErrorCode>>>;
 /// the response came and the connection closed) was not transmitted.
 async fn report_transmission(
     handed_over: Result<(), ErrorCode>,
+    body: mpsc::Sender<Outgoing>,
     read: oneshot::Receiver<()>,
     transmitted: Transmitted,
 ) {
+    // A body whose end was never queued must fail for hyper, not keep it waiting.
+    drop(body);
     let outcome = match handed_over {
         Ok(()) => read.await.map_err(|_| ErrorCode::ConnectionTerminated),
         Err(code) => Err(code),
@@ -162,8 +165,7 @@ async fn forward_body(
         },
         Err(code) => Err(code),
     };
-    drop(body);
-    report_transmission(outcome, read, transmitted).await;
+    report_transmission(outcome, body, read, transmitted).await;
 }
 
 /// Forwards a host body (one the guest received and now sends on) to the client's channel.
@@ -197,8 +199,7 @@ async fn forward_host_body(
             }
         }
     };
-    drop(body);
-    report_transmission(outcome, read, transmitted).await;
+    report_transmission(outcome, body, read, transmitted).await;
 }
 
 impl<U: 'static> client::HostWithStore<U> for HasHttp {
@@ -212,22 +213,23 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
             let transmitted = request.transmitted.take();
             let (body, body_out) = mpsc::channel(FRAME_QUEUE);
             let (read, read_out) = oneshot::channel();
-            let mut may_have_body = match &request.body {
-                Body::Guest { contents, .. } => contents.is_some(),
-                Body::Host(source) => !source.is_end_stream(),
-            };
-            match request.body {
+            // Whether the request may carry bytes: a GET without any goes without body
+            // framing.
+            let may_have_body = match request.body {
                 Body::Guest { contents, trailers } => {
-                    // A body the guest received and passes on unread may be known empty
-                    // (a GET's): then the request goes without body framing.
-                    let contents = match contents.map(|c| c.try_into::<HostContents>(&mut access)) {
-                        Some(Ok(received)) => {
-                            may_have_body = received.may_have_data();
-                            Some(StreamReader::new(&mut access, received)?)
-                        }
-                        Some(Err(contents)) => Some(contents),
-                        None => None,
-                    };
+                    // A body the guest received and passes on unread may be known empty.
+                    let (contents, may_have_body) =
+                        match contents.map(|c| c.try_into::<HostContents>(&mut access)) {
+                            Some(Ok(received)) => {
+                                let may_have_data = received.may_have_data();
+                                (
+                                    Some(StreamReader::new(&mut access, received)?),
+                                    may_have_data,
+                                )
+                            }
+                            Some(Err(contents)) => (Some(contents), true),
+                            None => (None, false),
+                        };
                     let (frames, frames_out) = mpsc::channel(FRAME_QUEUE);
                     let (trailers_in, trailers_out) = oneshot::channel();
                     match contents {
@@ -244,11 +246,14 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
                         read_out,
                         transmitted,
                     ));
+                    may_have_body
                 }
                 Body::Host(source) => {
+                    let may_have_body = !source.is_end_stream();
                     weir::spawn(forward_host_body(source, body, read_out, transmitted));
+                    may_have_body
                 }
-            }
+            };
             let outgoing = crate::types::OutgoingRequestResource::from_parts(
                 method2(request.method),
                 request.scheme.map(scheme2),

@@ -60,13 +60,7 @@ fn scheme_name(scheme: Option<Scheme>) -> String {
 /// upstream's response or the send error.
 async fn fetch(request: Request) -> Result<Response, ErrorCode> {
     let incoming = request.get_headers();
-    let first = |name: &str| {
-        incoming
-            .get(name)
-            .into_iter()
-            .next()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-    };
+    let first = |name: &str| first_value(&incoming, name);
     let authority = first("x-target-authority");
     let path = first("x-target-path");
     let announced = first("trailer");
@@ -89,6 +83,15 @@ async fn fetch(request: Request) -> Result<Response, ErrorCode> {
     let _ = outgoing.set_authority(authority.as_deref());
     let _ = outgoing.set_path_with_query(path.as_deref());
     wasip3::http::client::send(outgoing).await
+}
+
+/// The first value of header `name`, as text.
+fn first_value(fields: &Fields, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .into_iter()
+        .next()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 /// Request options with the given timeouts (milliseconds, as text), if any is given.
@@ -153,12 +156,7 @@ async fn fetch_report(request: Request) -> String {
 /// with `late` (`/send-after-response`), whose body (16 MiB, more than the sockets
 /// buffer) is written only once the response arrived, with trailers that succeed.
 async fn send_upload(request: Request, late: bool) -> String {
-    let authority = request
-        .get_headers()
-        .get("x-target-authority")
-        .into_iter()
-        .next()
-        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let authority = first_value(&request.get_headers(), "x-target-authority");
     let (mut writer, contents) = wit_stream::new();
     let (trailers_writer, trailers) = wit_future::new(|| Ok(None));
     let headers =
@@ -169,7 +167,11 @@ async fn send_upload(request: Request, late: bool) -> String {
     let _ = outgoing.set_authority(authority.as_deref());
     let _ = outgoing.set_path_with_query(Some("/upload"));
     let upload = async move {
-        let body = if late { vec![b'x'; 16 << 20] } else { b"partial".to_vec() };
+        let body = if late {
+            vec![b'x'; 16 << 20]
+        } else {
+            b"partial".to_vec()
+        };
         let _ = writer.write_all(body).await;
         drop(writer);
         let trailers = if late {
@@ -179,17 +181,18 @@ async fn send_upload(request: Request, late: bool) -> String {
         };
         let _ = trailers_writer.write(trailers).await;
     };
-    let mut upload = Some(upload);
-    if !late {
-        wasip3::spawn_local(upload.take().expect("not taken yet"));
-    }
-    let send = match wasip3::http::client::send(outgoing).await {
+    let response = if late {
+        let response = wasip3::http::client::send(outgoing).await;
+        upload.await;
+        response
+    } else {
+        wasip3::spawn_local(upload);
+        wasip3::http::client::send(outgoing).await
+    };
+    let send = match response {
         Ok(response) => format!("response {}", response.get_status_code()),
         Err(code) => format!("{code:?}"),
     };
-    if let Some(upload) = upload {
-        upload.await;
-    }
     format!("send: {send}; transmission: {:?}\n", sent.await)
 }
 
