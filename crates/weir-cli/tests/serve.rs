@@ -22,11 +22,12 @@ fn http_guest_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// A running `weir serve`, its address read from its "Serving HTTP on" line; the rest of
-/// its stderr is collected by a thread.
+/// its stderr is collected by a thread, line by line, into `log`.
 struct Serving {
     child: Child,
     addr: SocketAddr,
-    stderr: Option<std::thread::JoinHandle<String>>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: Option<std::thread::JoinHandle<()>>,
 }
 
 fn serve(args: &[&str], component: &Path) -> Serving {
@@ -50,14 +51,21 @@ fn serve(args: &[&str], component: &Path) -> Serving {
         .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
         .parse()
         .unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut rest = first;
-        let _ = stderr.read_to_string(&mut rest);
-        rest
+    let log = std::sync::Arc::new(std::sync::Mutex::new(first));
+    let stderr = std::thread::spawn({
+        let log = log.clone();
+        move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                log.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        }
     });
     Serving {
         child,
         addr,
+        log,
         stderr: Some(stderr),
     }
 }
@@ -67,8 +75,27 @@ impl Serving {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let status = self.child.wait().unwrap();
-        let log = self.stderr.take().map(|s| s.join().unwrap());
-        (status, log.unwrap_or_default())
+        if let Some(stderr) = self.stderr.take() {
+            stderr.join().unwrap();
+        }
+        (status, self.log.lock().unwrap().clone())
+    }
+
+    /// Waits (30 s at most) until the server's stderr has a line containing `needle`;
+    /// returns the log so far.
+    fn wait_for_log(&self, needle: &str) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no {needle:?} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -943,4 +970,84 @@ fn dropping_a_wasi_0_3_request_or_response_closes_the_streams_it_was_given() {
     );
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
+}
+
+/// Asks `/report-transmission` for `bytes` bytes (and failing trailers with `fail`); with
+/// `leave`, reads only the start of the response and closes the connection.
+fn ask_for_transmission_report(addr: SocketAddr, bytes: usize, fail: bool, leave: bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let fail = if fail { "x-fail-trailers: 1\r\n" } else { "" };
+    write!(
+        stream,
+        "GET /report-transmission HTTP/1.1\r\nhost: weir.test\r\nconnection: close\r\n\
+         te: trailers\r\nx-body-bytes: {bytes}\r\n{fail}\r\n"
+    )
+    .unwrap();
+    if leave {
+        let mut start = [0u8; 64];
+        stream.read_exact(&mut start).unwrap();
+        assert!(text(&start).starts_with("HTTP/1.1 200"), "{}", text(&start));
+        return;
+    }
+    let mut raw = Vec::new();
+    // A failed body ends the connection without its last chunk (possibly with a reset).
+    let _ = stream.read_to_end(&mut raw);
+    if !fail.is_empty() {
+        assert!(!text(&raw).contains("\r\n0\r\n"), "{}", text(&raw));
+    } else {
+        assert!(text(&raw).ends_with("\r\n0\r\n\r\n"), "{}", text(&raw));
+    }
+}
+
+#[test]
+fn a_wasi_0_3_response_transmission_future_says_whether_the_client_got_it_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    for reuse in [&[][..], &["--max-instance-reuse-count", "8"][..]] {
+        let server = serve(reuse, &service);
+        // The guest prints its transmission future's value from a task that goes on after
+        // the response: the instance must live until that task exited.
+        ask_for_transmission_report(server.addr, 5, false, false);
+        server.wait_for_log("response transmission: Ok(())");
+        ask_for_transmission_report(server.addr, 5, true, false);
+        server.wait_for_log(
+            r#"response transmission: Err(ErrorCode::InternalError(Some("trailers failed")))"#,
+        );
+        // A client that goes away mid-body: hyper drops the body.
+        ask_for_transmission_report(server.addr, 64 << 20, false, true);
+        server.wait_for_log("response transmission: Err(ErrorCode::ConnectionTerminated)");
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{log}");
+        assert_eq!(
+            log.matches("response transmission: ").count(),
+            3,
+            "one report per response ({reuse:?}):\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_wasi_0_3_guest_running_on_after_its_response_is_stopped_at_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    for reuse in [&[][..], &["--max-instance-reuse-count", "1000"][..]] {
+        let args = [&["--request-timeout", "1"][..], reuse].concat();
+        let server = serve(&args, &service);
+        let answer = request_with(server.addr, "GET", "/linger", "", b"");
+        assert_eq!(
+            (answer.status, text(&answer.body)),
+            (200, "lingering\n".into())
+        );
+        if reuse.is_empty() {
+            // The instance of the request waits for its task, then is stopped.
+            server.wait_for_log("the guest still ran after its response");
+        }
+        // Meanwhile (and after) the server answers.
+        assert_eq!(request_with(server.addr, "GET", "/", "", b"").status, 200);
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{log}");
+    }
 }

@@ -257,17 +257,32 @@ impl Drop for GuestContents {
     }
 }
 
-/// Takes the value of a guest's trailers future, as a header map for hyper.
+/// Takes the value of a guest's trailers future, as a header map for hyper; dropped, it
+/// says so on `done` (if given).
 pub(crate) struct GuestTrailers<U: 'static> {
     sender: Option<oneshot::Sender<Trailers>>,
     getter: Getter<U>,
+    done: Option<oneshot::Sender<()>>,
 }
 
 impl<U: 'static> GuestTrailers<U> {
-    pub(crate) fn new(sender: oneshot::Sender<Trailers>, getter: Getter<U>) -> Self {
+    pub(crate) fn new(
+        sender: oneshot::Sender<Trailers>,
+        getter: Getter<U>,
+        done: Option<oneshot::Sender<()>>,
+    ) -> Self {
         GuestTrailers {
             sender: Some(sender),
             getter,
+            done,
+        }
+    }
+}
+
+impl<U: 'static> Drop for GuestTrailers<U> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
         }
     }
 }
@@ -299,17 +314,22 @@ impl<U: 'static> FutureConsumer<U> for GuestTrailers<U> {
     }
 }
 
+/// Where a response body reports how its transmission went.
+pub(crate) type Transmitted = Option<oneshot::Sender<Result<(), ErrorCode>>>;
+
 /// A response body for hyper: a host body passed through (a handler answering with a body
 /// it received, trailers included), or the guest's: first the data of a host stream it
-/// handed back unread (`direct`), then the frames from the channel.
+/// handed back unread (`direct`), then the data frames from the channel, then the
+/// trailers. A guest body reports its transmission: done once hyper took its end, an
+/// error if the body failed or hyper dropped it before its end (the client went away).
 pub enum ServiceBody {
     Guest {
         direct: Option<HostContents>,
-        /// Told when `direct` ended.
-        direct_done: Option<oneshot::Sender<()>>,
+        /// Data frames; closed once the guest's stream ended.
         frames: mpsc::Receiver<Result<Frame<Bytes>, ErrorCode>>,
-        /// Told when hyper read the end.
-        finished: Option<oneshot::Sender<()>>,
+        /// The trailers future's value, read after the last data frame.
+        trailers: Option<oneshot::Receiver<Trailers>>,
+        transmitted: Transmitted,
     },
     Host {
         body: HostBody,
@@ -321,7 +341,8 @@ pub enum ServiceBody {
 
 impl ServiceBody {
     /// The next frame of `direct`, or `None` once it ended (its trailers or error then go
-    /// where the guest's trailers future reads them, and the channel carries them on).
+    /// where the guest's trailers future reads them, and the trailers channel carries them
+    /// on).
     fn poll_direct(direct: &mut HostContents, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
         if !direct.leftover.is_empty() {
             return Poll::Ready(Some(Frame::data(std::mem::take(&mut direct.leftover))));
@@ -339,6 +360,21 @@ impl ServiceBody {
             let _ = sender.send(end);
         }
         Poll::Ready(None)
+    }
+
+    fn report(transmitted: &mut Transmitted, outcome: Result<(), ErrorCode>) {
+        if let Some(transmitted) = transmitted.take() {
+            let _ = transmitted.send(outcome);
+        }
+    }
+}
+
+impl Drop for ServiceBody {
+    fn drop(&mut self) {
+        // Dropped before its end was read: the response was not transmitted.
+        if let ServiceBody::Guest { transmitted, .. } = self {
+            ServiceBody::report(transmitted, Err(ErrorCode::ConnectionTerminated));
+        }
     }
 }
 
@@ -365,31 +401,47 @@ impl http_body::Body for ServiceBody {
         match self.get_mut() {
             ServiceBody::Guest {
                 direct,
-                direct_done,
                 frames,
-                finished,
+                trailers,
+                transmitted,
             } => {
                 if let Some(contents) = direct {
                     match ServiceBody::poll_direct(contents, cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
-                        Poll::Ready(None) => {
-                            *direct = None;
-                            if let Some(done) = direct_done.take() {
-                                let _ = done.send(());
-                            }
-                        }
+                        Poll::Ready(None) => *direct = None,
                     }
                 }
                 match frames.poll_recv(cx) {
-                    Poll::Ready(None) => {
-                        if let Some(finished) = finished.take() {
-                            let _ = finished.send(());
-                        }
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(frame))) => return Poll::Ready(Some(Ok(frame))),
+                    Poll::Ready(Some(Err(code))) => {
+                        ServiceBody::report(transmitted, Err(code.clone()));
+                        return Poll::Ready(Some(Err(BodyError(code))));
+                    }
+                    Poll::Ready(None) => {}
+                }
+                let Some(receiver) = trailers else {
+                    ServiceBody::report(transmitted, Ok(()));
+                    return Poll::Ready(None);
+                };
+                let end = std::task::ready!(Pin::new(receiver).poll(cx));
+                *trailers = None;
+                match end {
+                    // The trailers are the end: hyper took it.
+                    Ok(Ok(Some(map))) => {
+                        ServiceBody::report(transmitted, Ok(()));
+                        Poll::Ready(Some(Ok(Frame::trailers(map))))
+                    }
+                    // No trailers (or the guest dropped the future without a value).
+                    Ok(Ok(None)) | Err(_) => {
+                        ServiceBody::report(transmitted, Ok(()));
                         Poll::Ready(None)
                     }
-                    Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(BodyError))),
-                    Poll::Pending => Poll::Pending,
+                    Ok(Err(code)) => {
+                        ServiceBody::report(transmitted, Err(code.clone()));
+                        Poll::Ready(Some(Err(BodyError(code))))
+                    }
                 }
             }
             ServiceBody::Host { body, finished } => {

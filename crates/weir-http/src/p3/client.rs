@@ -238,7 +238,7 @@ impl<U: 'static> client::HostWithStore<U> for HasHttp {
                         }
                         None => drop(frames),
                     }
-                    trailers.pipe(&mut access, GuestTrailers::new(trailers_in, getter))?;
+                    trailers.pipe(&mut access, GuestTrailers::new(trailers_in, getter, None))?;
                     weir::spawn(forward_body(
                         frames_out,
                         trailers_out,

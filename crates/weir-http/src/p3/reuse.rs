@@ -65,7 +65,10 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
 
     /// A worker with room for one more request, and its slot: the current one, or a new
     /// instance when it is used up, full or gone.
-    fn worker(&self) -> wasmtime::Result<(mpsc::UnboundedSender<Job>, OwnedSemaphorePermit)> {
+    fn worker(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> wasmtime::Result<(mpsc::UnboundedSender<Job>, OwnedSemaphorePermit)> {
         if let Some(taken) = self.take_slot() {
             return Ok(taken);
         }
@@ -82,7 +85,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             .clone()
             .try_acquire_owned()
             .map_err(|e| wasmtime::format_err!("{e}"))?;
-        tokio::spawn(run_worker(self.pre.clone(), store, queue));
+        tokio::spawn(run_worker(self.pre.clone(), store, queue, timeout));
         // The old worker's queue closes when its last sender goes: it finishes what it has.
         *current = Some(Worker {
             jobs: jobs.clone(),
@@ -110,7 +113,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
         request: http::Request<HostBody>,
         timeout: Option<std::time::Duration>,
     ) -> Result<http::Response<ServiceBody>, HandlerFailure> {
-        let (jobs, slot) = self.worker().map_err(HandlerFailure::Trap)?;
+        let (jobs, slot) = self.worker(timeout).map_err(HandlerFailure::Trap)?;
         let (answer, answered) = oneshot::channel();
         if jobs.send((request, answer, slot)).is_err() {
             return Err(HandlerFailure::Trap(wasmtime::format_err!(
@@ -134,12 +137,14 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
     }
 }
 
-/// One instance answering the requests of `queue`, several at once, until the queue closes
-/// and every request in flight is done, or the instance traps.
+/// One instance answering the requests of `queue`, several at once, until the queue closes,
+/// every request in flight is done and the guest's tasks exited (for at most `timeout`
+/// after that), or the instance traps.
 async fn run_worker<T: WasiHttpView + Send + 'static>(
     pre: ServicePre<T>,
     mut store: Store<T>,
     mut queue: mpsc::UnboundedReceiver<Job>,
+    timeout: Option<std::time::Duration>,
 ) {
     let ran = async {
         let service: Service = pre.instantiate_async(&mut store).await?;
@@ -174,7 +179,10 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
                         }
                     }
                 })
-                .await
+                .await?;
+                let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
+                super::run_until_tasks_exit(accessor, deadline).await;
+                Ok(())
             })
             .await?
     };

@@ -21,6 +21,10 @@
 //! - `/bad-trailers`: some body, then a trailers future that resolves to an error;
 //! - `/unsent`: builds a request, drops it unsent and answers with its transmission
 //!   future's result;
+//! - `/report-transmission`: answers with `x-body-bytes` bytes (default 5) and trailers
+//!   that fail if `x-fail-trailers` is set, and prints the response's transmission
+//!   future's result to stderr (`response transmission: ...`);
+//! - `/linger`: answers, and goes on waiting for an hour after its response;
 //! - `/trap`: traps; `/hang`: never answers;
 //! - `/error`: answers with `err(internal-error)`.
 
@@ -345,6 +349,42 @@ impl Guest for Service {
                 let (request, sent) = Request::new(Fields::new(), None, trailers, None);
                 drop(request);
                 Ok(text_response(format!("{:?}\n", sent.await)))
+            }
+            "/report-transmission" => {
+                let headers = request.get_headers();
+                let size = first_value(&headers, "x-body-bytes")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(5);
+                let fail_trailers = first_value(&headers, "x-fail-trailers").is_some();
+                let (mut writer, contents) = wit_stream::new();
+                let (trailers_writer, trailers) = wit_future::new(|| Ok(None));
+                let (response, sent) = Response::new(Fields::new(), Some(contents), trailers);
+                wasip3::spawn_local(async move {
+                    let mut left = size;
+                    while left > 0 {
+                        let n = left.min(64 * 1024);
+                        if !writer.write_all(vec![b't'; n]).await.is_empty() {
+                            break;
+                        }
+                        left -= n;
+                    }
+                    drop(writer);
+                    let trailers = match fail_trailers {
+                        true => Err(ErrorCode::InternalError(Some("trailers failed".into()))),
+                        false => Ok(None),
+                    };
+                    let _ = trailers_writer.write(trailers).await;
+                });
+                wasip3::spawn_local(async move {
+                    eprintln!("response transmission: {:?}", sent.await);
+                });
+                Ok(response)
+            }
+            "/linger" => {
+                wasip3::spawn_local(async {
+                    wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
+                });
+                Ok(text_response("lingering\n".into()))
             }
             "/trap" => panic!("the /trap handler traps"),
             "/hang" => {
