@@ -7,7 +7,9 @@
 # column runs wasmtime with one request per instance too
 # (`--max-instance-reuse-count 1 --max-instance-concurrent-reuse-count 1`):
 # requests/s and p50/p99 latency of `/` at 1, 16 and 64 connections, and `/echo` of 1 MiB
-# bodies at 16 connections (request body MB echoed per second).
+# bodies at 16 connections (request body MB echoed per second). A native Rust row
+# (`crates/weir-http/examples/native_http.rs`: the same two handlers on plain hyper, no
+# WebAssembly) shows what the server would do without any host.
 #
 #   benches/p3-http-bench.sh [SECONDS_PER_RUN]     (default 10)
 #
@@ -20,6 +22,8 @@ unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 ensure_wrk
 ensure_wasmtime
 cargo build --quiet --release -p weir-cli
+cargo build --quiet --release -p weir-http --example native_http
+NATIVE=target/release/examples/native_http
 SERVICE=examples/p3-http.wasm
 LUA=$(mktemp --suffix=.lua)
 trap 'rm -f "$LUA"; kill $(jobs -p) 2>/dev/null || true' EXIT
@@ -44,12 +48,31 @@ bench() {
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 }
 
+# native_http serves one handler per process: hello for `/`, echo for `/echo`.
+bench_native() {
+    "$NATIVE" hello 127.0.0.1:46405 >/dev/null 2>&1 &
+    local pid=$!
+    wait_listening 46405
+    wrk -t1 -c4 -d2s "http://127.0.0.1:46405/" >/dev/null
+    for c in 1 16 64; do
+        RESULT[native,hello,$c]=$(run_wrk "http://127.0.0.1:46405/" "$c")
+    done
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    "$NATIVE" echo 127.0.0.1:46406 >/dev/null 2>&1 &
+    pid=$!
+    wait_listening 46406
+    wrk -t1 -c2 -d2s -s "$LUA" "http://127.0.0.1:46406/echo" >/dev/null
+    RESULT[native,echo]=$(run_wrk "http://127.0.0.1:46406/echo" 16 "$LUA")
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+}
+
 bench weir 46401 target/release/weir serve -S cli
 bench weirreuse 46404 target/release/weir serve -S cli --max-instance-reuse-count 128 \
     --max-instance-concurrent-reuse-count 16
 bench wasmtime 46402 "$WASMTIME" serve -S cli
 bench isolated 46403 "$WASMTIME" serve -S cli --max-instance-reuse-count 1 \
     --max-instance-concurrent-reuse-count 1
+bench_native
 
 echo "WASI 0.3 HTTP ($SERVICE), ${SECONDS_PER_RUN}s per run, $(nproc) cores"
 echo
@@ -70,15 +93,16 @@ row "echo 1 MiB, 16 conn (MB/s)" echo MB
 echo
 echo "With reuse on both sides (weir \`--max-instance-reuse-count 128\`, wasmtime's default):"
 echo
-echo "| load | weir, reuse req/s | wasmtime req/s | weir/wasmtime | p50 / p99 ms: weir, wasmtime | p99 weir/wasmtime |"
-echo "|---|---|---|---|---|---|"
+echo "| load | weir, reuse req/s | wasmtime req/s | native req/s | weir/wasmtime | weir/native | p50 / p99 ms: weir, wasmtime, native | p99 weir/wasmtime |"
+echo "|---|---|---|---|---|---|---|---|"
 reuse_row() {
     local label=$1 key=$2 unit=${3:-}
     read -r wr w50 w99 <<<"${RESULT[weirreuse,$key]}"
     read -r tr t50 t99 <<<"${RESULT[wasmtime,$key]}"
-    local ws=$wr ts=$tr
-    if [ "$unit" = MB ]; then ws=$(mbps "$wr"); ts=$(mbps "$tr"); fi
-    echo "| $label | $ws | $ts | $(ratio "$wr" "$tr") | $w50 / $w99, $t50 / $t99 | $(ratio "$w99" "$t99") |"
+    read -r nr n50 n99 <<<"${RESULT[native,$key]}"
+    local ws=$wr ts=$tr ns=$nr
+    if [ "$unit" = MB ]; then ws=$(mbps "$wr"); ts=$(mbps "$tr"); ns=$(mbps "$nr"); fi
+    echo "| $label | $ws | $ts | $ns | $(ratio "$wr" "$tr") | $(ratio "$wr" "$nr") | $w50 / $w99, $t50 / $t99, $n50 / $n99 | $(ratio "$w99" "$t99") |"
 }
 for c in 1 16 64; do reuse_row "hello, $c conn" "hello,$c"; done
 reuse_row "echo 1 MiB, 16 conn (MB/s)" echo MB
