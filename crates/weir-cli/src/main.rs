@@ -3,6 +3,7 @@
 //! serve`; `weir compile`: precompiles one, as `wasmtime compile`.
 
 mod invoke;
+mod log_writer;
 mod options;
 mod serve;
 
@@ -213,11 +214,14 @@ fn exit_code(result: Result<()>) -> ExitCode {
 
 /// Logs to stderr (colours only on a terminal) through `filter`, unless `-D logging=n`
 /// turns logging off, as in wasmtime.
-pub(crate) fn init_logging(args: &GuestArgs, filter: impl FnOnce() -> EnvFilter) {
+pub(crate) fn init_logging<W>(args: &GuestArgs, filter: impl FnOnce() -> EnvFilter, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     if args.common.debug.logging != Some(false) {
         tracing_subscriber::fmt()
             .with_env_filter(filter())
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
@@ -529,7 +533,11 @@ fn http_ctx(guest: &GuestArgs, policy: NetworkPolicy) -> weir_http::WasiHttpCtx 
 
 fn run(mut args: RunArgs) -> Result<u8> {
     let config = options::engine_config(&mut args.guest.common, None)?;
-    init_logging(&args.guest, || EnvFilter::from_env("WEIR_LOG"));
+    init_logging(
+        &args.guest,
+        || EnvFilter::from_env("WEIR_LOG"),
+        std::io::stderr,
+    );
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let mut program = load(&engine, &args)?;
     let network = NetworkSwitches::from_options(&args.guest.common.wasi);

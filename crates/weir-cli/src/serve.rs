@@ -16,6 +16,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 use weir_http::server::{ServeOptions, ServeStats};
 
+use crate::log_writer::BatchedStderr;
 use crate::options::{self, NetworkSwitches};
 use crate::{GuestArgs, Host};
 
@@ -85,10 +86,17 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     let epochs = request_timeout.is_some();
     config.epoch_interruption(epochs);
     // The access log (`weir::serve`, info) is on unless WEIR_LOG says otherwise.
-    crate::init_logging(&args.guest, || {
-        EnvFilter::try_from_env("WEIR_LOG")
-            .unwrap_or_else(|_| EnvFilter::new("warn,weir::serve=info"))
-    });
+    let log = BatchedStderr::start().context("cannot start the log's thread")?;
+    // Whatever way `serve` returns, the log's last lines come before what is printed then.
+    let _flush_log = FlushOnReturn(log.clone());
+    crate::init_logging(
+        &args.guest,
+        || {
+            EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("warn,weir::serve=info"))
+        },
+        log.clone(),
+    );
     let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
     let component =
         match weir::program::Program::from_file(&engine, &args.component, args.allow_precompiled)
@@ -219,10 +227,17 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         let local = listener.local_addr().unwrap_or(args.addr);
         eprintln!("Serving HTTP on http://{local}/");
-        weir_http::server::serve(listener, pre, make_store, serve_options, shutdown_signal())
-            .await
-            .context("serving")
+        weir_http::server::serve(
+            listener,
+            pre,
+            make_store,
+            serve_options,
+            shutdown_signal(log.clone()),
+        )
+        .await
+        .context("serving")
     })?;
+    log.flush();
     eprintln!("weir serve: stopped");
     if let Some(stats) = stats {
         eprintln!("weir serve stats: {}", stats.summary());
@@ -230,8 +245,17 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes out the log's waiting lines when dropped.
+struct FlushOnReturn(BatchedStderr);
+
+impl Drop for FlushOnReturn {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM (never, with an error logged, if they cannot be watched).
-async fn shutdown_signal() {
+async fn shutdown_signal(log: BatchedStderr) {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),
@@ -249,5 +273,6 @@ async fn shutdown_signal() {
             std::future::pending::<()>().await;
         }
     }
+    log.flush();
     eprintln!("weir serve: shutting down after the requests in flight");
 }

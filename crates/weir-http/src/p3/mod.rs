@@ -24,6 +24,7 @@ mod client;
 mod reuse;
 mod types;
 
+use std::future::Future as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -126,7 +127,15 @@ pub(crate) async fn run_until_tasks_exit<T>(
     accessor: &Accessor<T>,
     deadline: Option<tokio::time::Instant>,
 ) {
-    let exited = std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx));
+    let mut exited = std::pin::pin!(std::future::poll_fn(|cx| {
+        accessor.poll_no_interesting_tasks(cx)
+    }));
+    // Usually the guest is done when its response is: then no timer is set.
+    let done_already =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(exited.as_mut().poll(cx).is_ready()));
+    if done_already.await {
+        return;
+    }
     match deadline {
         Some(deadline) => {
             if tokio::time::timeout_at(deadline, exited).await.is_err() {
