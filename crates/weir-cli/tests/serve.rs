@@ -530,7 +530,20 @@ fn a_wasi_0_3_service_sends_requests_through_the_client_under_the_policy() {
     };
     let allow_up = format!("http-request=127.0.0.1:{up}");
     let allow_dead = format!("http-request=127.0.0.1:{dead}");
-    let front = serve(&["--allow", &allow_up, "--allow", &allow_dead], &service);
+    // `.invalid` names never resolve (RFC 6761).
+    let nowhere = "weir-test.invalid";
+    let allow_nowhere = format!("http-request={nowhere}:80");
+    let front = serve(
+        &[
+            "--allow",
+            &allow_up,
+            "--allow",
+            &allow_dead,
+            "--allow",
+            &allow_nowhere,
+        ],
+        &service,
+    );
     let to = |authority: String, path: Option<&str>| {
         let mut extra = format!("x-target-authority: {authority}\r\n");
         if let Some(path) = path {
@@ -608,6 +621,22 @@ fn a_wasi_0_3_service_sends_requests_through_the_client_under_the_policy() {
     assert_eq!(
         text(&refused.body),
         "send failed: ErrorCode::ConnectionRefused\n"
+    );
+    // A name that does not resolve: a DNS error (a timeout, if the resolver never answers
+    // within the connect timeout), not a connection error.
+    let unresolved = request_with(
+        front.addr,
+        "GET",
+        "/fetch",
+        &to(format!("{nowhere}:80"), Some("/")),
+        b"",
+    );
+    assert_eq!(unresolved.status, 502);
+    let said = text(&unresolved.body);
+    assert!(
+        said.starts_with("send failed: ErrorCode::DnsError(")
+            || said.starts_with("send failed: ErrorCode::DnsTimeout"),
+        "{said}"
     );
     let denied = request_with(
         front.addr,

@@ -250,10 +250,12 @@ async fn connect(
     connect_timeout: Duration,
 ) -> Result<SendRequest<HostBody>, ErrorCode> {
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare_host, port))
-        .await
-        .map_err(|_| dns_error("address not available"))?
-        .collect();
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::time::timeout(connect_timeout, tokio::net::lookup_host((bare_host, port)))
+            .await
+            .map_err(|_| ErrorCode::DnsTimeout)?
+            .map_err(|_| dns_error("address not available"))?
+            .collect();
     if addresses.is_empty() {
         return Err(dns_error("no addresses"));
     }

@@ -161,7 +161,12 @@ async fn forward_body(
                 .map_err(|_| ErrorCode::ConnectionTerminated),
             // Dropping the channel unfinished makes hyper fail the request body.
             Ok(Err(code)) => Err(code),
-            Err(_) => Ok(()),
+            // The trailers never came: a guest dropping its writer without a value traps,
+            // so only a store that went away gets here. The body is unfinished, and that
+            // is what the outcome says (not a connection that ended).
+            Err(_) => Err(ErrorCode::InternalError(Some(
+                "the request's trailers future was dropped without a value".into(),
+            ))),
         },
         Err(code) => Err(code),
     };
