@@ -473,7 +473,7 @@ fn a_wasi_0_3_service_streams_64_mib_bodies_and_trailers() {
 }
 
 #[test]
-fn the_readme_wasi_0_3_service_example_answers() {
+fn the_readme_wasi_0_3_service_and_client_examples_answer() {
     let example = weir_test_guests::workspace_root().join("examples/p3-http.wasm");
     let server = serve(&[], &example);
     let hello = request_with(server.addr, "GET", "/", "", b"");
@@ -483,6 +483,20 @@ fn the_readme_wasi_0_3_service_example_answers() {
     );
     let echo = request_with(server.addr, "POST", "/echo", "", b"echo me");
     assert_eq!(text(&echo.body), "echo me");
+    // The README's client example, as the README runs it against this service.
+    let client = weir_test_guests::workspace_root().join("examples/p3-http-client.wasm");
+    let authority = server.addr.to_string();
+    let out = weir()
+        .args(["run", "-S", "http", "--allow"])
+        .arg(format!("http-request={authority}"))
+        .arg(&client)
+        .arg(&authority)
+        .arg("/")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "200 Hello from a WASI 0.3 service\n");
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
