@@ -54,6 +54,7 @@ pub struct ServeArgs {
     max_instance_reuse_count: usize,
 
     /// With `--max-instance-reuse-count` above 1: requests one instance answers at once.
+    /// Requests are spread over up to one instance per core before they share a busy one.
     #[arg(long, default_value_t = 16, value_name = "N")]
     max_instance_concurrent_reuse_count: usize,
 
@@ -190,6 +191,9 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             let reuse = weir_http::p3::InstanceReuse {
                 max_requests: args.max_instance_reuse_count,
                 max_concurrent: args.max_instance_concurrent_reuse_count,
+                // One instance per tokio worker thread: guest code then runs on every core.
+                instances_in_parallel: std::thread::available_parallelism()
+                    .map_or(1, |cores| cores.get()),
             };
             let stores = make_store.clone();
             let pool = weir_http::p3::ServicePool::new(service_pre, Arc::new(stores), reuse);

@@ -26,6 +26,12 @@ pub struct InstanceReuse {
     pub max_requests: usize,
     /// At the same time (at least 1).
     pub max_concurrent: usize,
+    /// Instances that share the requests in flight (at least 1; the number of cores is
+    /// a good choice). An instance runs on one task, so one instance runs every
+    /// request's guest code on one core at a time; while fewer than this many instances
+    /// exist, a request that finds none idle starts another instead of queueing on a busy
+    /// one. A request that finds an idle instance always takes it.
+    pub instances_in_parallel: usize,
 }
 
 type Job = (http::Request<HostBody>, Answer, OwnedSemaphorePermit);
@@ -43,7 +49,8 @@ pub struct ServicePool<T: 'static> {
     pre: ServicePre<T>,
     make_store: Arc<dyn Fn() -> wasmtime::Result<Store<T>> + Send + Sync>,
     reuse: InstanceReuse,
-    current: Mutex<Option<Worker>>,
+    /// The instances taking requests.
+    workers: Mutex<Vec<Worker>>,
 }
 
 impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
@@ -58,13 +65,15 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             reuse: InstanceReuse {
                 max_requests: reuse.max_requests.max(1),
                 max_concurrent: reuse.max_concurrent.max(1),
+                instances_in_parallel: reuse.instances_in_parallel.max(1),
             },
-            current: Mutex::new(None),
+            workers: Mutex::new(Vec::new()),
         }
     }
 
-    /// A worker with room for one more request, and its slot: the current one, or a new
-    /// instance when it is used up, full or gone.
+    /// A worker with room for one more request, and its slot: an idle one, else the one
+    /// with the most room, or a new instance when there is none with room or fewer than
+    /// `instances_in_parallel` exist.
     fn worker(
         &self,
         timeout: Option<std::time::Duration>,
@@ -78,7 +87,6 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
         if let Some(taken) = self.take_slot() {
             return Ok(taken);
         }
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let (jobs, queue) = mpsc::unbounded_channel();
         let slots = Arc::new(Semaphore::new(self.reuse.max_concurrent));
         let slot = slots
@@ -86,8 +94,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             .try_acquire_owned()
             .map_err(|e| wasmtime::format_err!("{e}"))?;
         tokio::spawn(run_worker(self.pre.clone(), store, queue, timeout));
-        // The old worker's queue closes when its last sender goes: it finishes what it has.
-        *current = Some(Worker {
+        self.lock_workers().push(Worker {
             jobs: jobs.clone(),
             remaining: self.reuse.max_requests - 1,
             slots,
@@ -95,13 +102,23 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
         Ok((jobs, slot))
     }
 
-    /// A slot on the current worker, if it has one and may take more requests.
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, Vec<Worker>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot on a worker that may take more requests, if one should take this one.
     fn take_slot(&self) -> Option<(mpsc::UnboundedSender<Job>, OwnedSemaphorePermit)> {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        let worker = current.as_mut()?;
-        if worker.remaining == 0 || worker.jobs.is_closed() {
+        let mut workers = self.lock_workers();
+        // A used-up worker's queue closes when its last sender goes: it finishes what it
+        // has.
+        workers.retain(|worker| worker.remaining > 0 && !worker.jobs.is_closed());
+        let free = workers
+            .iter()
+            .map(|worker| worker.slots.available_permits());
+        let Choice::Worker(index) = choose(free, &self.reuse) else {
             return None;
-        }
+        };
+        let worker = &mut workers[index];
         let slot = worker.slots.clone().try_acquire_owned().ok()?;
         worker.remaining -= 1;
         Some((worker.jobs.clone(), slot))
@@ -135,6 +152,30 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             ))),
         }
     }
+}
+
+/// Where a request goes.
+#[derive(Debug, PartialEq)]
+enum Choice {
+    /// To the worker at this index.
+    Worker(usize),
+    /// To a new instance.
+    NewInstance,
+}
+
+/// Picks a worker by each one's free slots: an idle one (all slots free) if there is one;
+/// else a new instance while fewer than `instances_in_parallel` exist; else the one with
+/// the most free slots; a new instance when none has any.
+fn choose(free_slots: impl ExactSizeIterator<Item = usize>, reuse: &InstanceReuse) -> Choice {
+    let workers = free_slots.len();
+    let Some((index, most)) = free_slots.enumerate().max_by_key(|&(_, free)| free) else {
+        return Choice::NewInstance;
+    };
+    let idle = most == reuse.max_concurrent;
+    if most == 0 || (!idle && workers < reuse.instances_in_parallel) {
+        return Choice::NewInstance;
+    }
+    Choice::Worker(index)
 }
 
 /// One instance answering the requests of `queue`, several at once, until the queue closes,
@@ -188,5 +229,66 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
     };
     if let Err(trap) = ran.await {
         tracing::error!(target: "weir::serve", "a reused instance stopped: {trap:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REUSE: InstanceReuse = InstanceReuse {
+        max_requests: 128,
+        max_concurrent: 4,
+        instances_in_parallel: 2,
+    };
+
+    fn pick(free: &[usize]) -> Choice {
+        choose(free.iter().copied(), &REUSE)
+    }
+
+    #[test]
+    fn the_first_request_makes_an_instance() {
+        assert_eq!(pick(&[]), Choice::NewInstance);
+    }
+
+    #[test]
+    fn an_idle_instance_takes_the_request() {
+        assert_eq!(pick(&[4]), Choice::Worker(0));
+        assert_eq!(pick(&[1, 4]), Choice::Worker(1));
+    }
+
+    #[test]
+    fn a_busy_instance_gets_a_parallel_one_while_there_are_fewer_than_asked() {
+        assert_eq!(pick(&[3]), Choice::NewInstance);
+    }
+
+    #[test]
+    fn with_enough_instances_the_one_with_most_room_takes_it() {
+        assert_eq!(pick(&[1, 3]), Choice::Worker(1));
+        assert_eq!(pick(&[2, 1, 0]), Choice::Worker(0));
+    }
+
+    #[test]
+    fn when_all_are_full_a_new_instance_takes_it() {
+        assert_eq!(pick(&[0, 0]), Choice::NewInstance);
+        assert_eq!(
+            choose(
+                [0].into_iter(),
+                &InstanceReuse {
+                    instances_in_parallel: 1,
+                    ..REUSE
+                }
+            ),
+            Choice::NewInstance
+        );
+    }
+
+    #[test]
+    fn one_instance_in_parallel_queues_on_a_busy_instance() {
+        let single = InstanceReuse {
+            instances_in_parallel: 1,
+            ..REUSE
+        };
+        assert_eq!(choose([1].into_iter(), &single), Choice::Worker(0));
     }
 }

@@ -25,6 +25,7 @@
 //!   that fail if `x-fail-trailers` is set, and prints the response's transmission
 //!   future's result to stderr (`response transmission: ...`);
 //! - `/linger`: answers, and goes on waiting for an hour after its response;
+//! - `/count`: how many `/count` requests this instance answered, this one included;
 //! - `/trap`: traps; `/hang`: never answers;
 //! - `/error`: answers with `err(internal-error)`.
 
@@ -34,6 +35,9 @@ use wasip3::wit_bindgen::StreamResult;
 use wasip3::{wit_future, wit_stream};
 
 struct Service;
+
+/// `/count` requests this instance answered.
+static COUNTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A response with `status`, `headers` and a body written from `text`.
 fn text_response(text: String) -> Response {
@@ -231,6 +235,10 @@ impl Guest for Service {
         let path = request.get_path_with_query().unwrap_or_default();
         match path.split('?').next().unwrap_or("") {
             "/" => Ok(text_response("Hello from a WASI 0.3 service\n".into())),
+            "/count" => {
+                let count = COUNTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Ok(text_response(format!("{count}\n")))
+            }
             "/info" => {
                 let headers = request.get_headers();
                 let tests: Vec<String> = headers
