@@ -306,9 +306,28 @@ where
     F: Fn() -> wasmtime::Result<Store<T>> + Send + Sync + 'static,
     S: Future<Output = ()>,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_requests));
+    serve_sharing_slots(listener, pre, make_store, options, slots, shutdown).await
+}
+
+/// [`serve`] with the request slots in `slots` (`options.max_concurrent_requests` is not
+/// used): several servers sharing one semaphore share one limit, as `weir serve` does
+/// with a server per core, each on its own listener of the same port.
+pub async fn serve_sharing_slots<T, F, S>(
+    listener: TcpListener,
+    pre: impl Into<Handler<T>>,
+    make_store: F,
+    options: ServeOptions,
+    slots: Arc<tokio::sync::Semaphore>,
+    shutdown: S,
+) -> std::io::Result<()>
+where
+    T: WasiHttpView + Send + 'static,
+    F: Fn() -> wasmtime::Result<Store<T>> + Send + Sync + 'static,
+    S: Future<Output = ()>,
+{
     let pre: Handler<T> = pre.into();
     let make_store = Arc::new(make_store);
-    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_requests));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
