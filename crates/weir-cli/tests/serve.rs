@@ -1100,3 +1100,33 @@ fn a_wasi_0_3_guest_running_on_after_its_response_is_stopped_at_the_request_time
         assert!(status.success(), "{log}");
     }
 }
+
+#[test]
+fn the_request_limit_holds_across_the_server_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let server = serve(
+        &["--max-concurrent-requests", "1", "--request-timeout", "3"],
+        &service,
+    );
+    let addr = server.addr;
+    // One request holds the only slot until its timeout.
+    let hanging = std::thread::spawn(move || request_with(addr, "GET", "/hang", "", b"").status);
+    // Once it holds the slot, every other connection, whichever thread's listener the
+    // kernel gives it to, finds the limit reached (each request on a new connection).
+    let start = std::time::Instant::now();
+    while request_with(addr, "GET", "/", "", b"").status != 503 {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the slot was never taken"
+        );
+    }
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| request_with(addr, "GET", "/", "", b"").status)
+        .collect();
+    assert_eq!(statuses, [503; 8], "one limit for all threads");
+    assert_eq!(hanging.join().unwrap(), 500, "the held request timed out");
+    assert_eq!(request_with(addr, "GET", "/", "", b"").status, 200);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
