@@ -293,9 +293,13 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
 
 /// `count` listeners on `addr`, all on one port (`SO_REUSEPORT`: the kernel spreads the
 /// connections over them); the first picks the port when `addr`'s is 0.
+///
+/// The first binds without `SO_REUSEPORT` and only then turns it on, so that a port some
+/// other process listens on (a second `weir serve` on it too) is refused as taken,
+/// instead of the two sharing its connections.
 fn listen(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> {
     let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count);
-    for _ in 0..count.max(1) {
+    for index in 0..count.max(1) {
         let at = listeners
             .first()
             .and_then(|first| first.local_addr().ok())
@@ -306,10 +310,20 @@ fn listen(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> 
             Some(socket2::Protocol::TCP),
         )?;
         socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
+        let first = index == 0;
+        if !first {
+            socket.set_reuse_port(true)?;
+        }
         socket.set_nonblocking(true)?;
         socket
             .bind(&at.into())
+            .and_then(|()| {
+                if first {
+                    socket.set_reuse_port(true)
+                } else {
+                    Ok(())
+                }
+            })
             .and_then(|()| socket.listen(1024))
             .with_context(|| format!("cannot listen on {addr}"))?;
         listeners.push(socket.into());

@@ -242,6 +242,24 @@ fn serve_refuses_what_is_not_a_proxy_component() {
         "{}",
         text(&out.stderr)
     );
+    // A port another `weir serve` listens on is taken too, though its listeners share the
+    // port among its own threads (`SO_REUSEPORT`): the two do not split the connections.
+    let first = serve(&[], &root.join("examples/http-hello.wasm"));
+    let taken = first.addr.to_string();
+    let out = weir()
+        .args(["serve", "--addr", &taken])
+        .arg(root.join("examples/http-hello.wasm"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("cannot listen on {taken}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let (status, log) = first.terminate();
+    assert!(status.success(), "{log}");
 }
 
 /// A one-shot HTTP/1.1 server on a thread: answers each connection with `200` and `body`.
@@ -1106,20 +1124,31 @@ fn the_request_limit_holds_across_the_server_threads() {
     let dir = tempfile::tempdir().unwrap();
     let service = p3_service_file(dir.path());
     let server = serve(
-        &["--max-concurrent-requests", "1", "--request-timeout", "3"],
+        &["--max-concurrent-requests", "1", "--request-timeout", "5"],
         &service,
     );
     let addr = server.addr;
     // One request holds the only slot until its timeout.
-    let hanging = std::thread::spawn(move || request_with(addr, "GET", "/hang", "", b"").status);
+    let hold =
+        move || std::thread::spawn(move || request_with(addr, "GET", "/hang", "", b"").status);
+    let mut hanging = hold();
     // Once it holds the slot, every other connection, whichever thread's listener the
     // kernel gives it to, finds the limit reached (each request on a new connection).
+    // (A probe can take the slot first; the held request then gets the 503 and goes again.)
     let start = std::time::Instant::now();
-    while request_with(addr, "GET", "/", "", b"").status != 503 {
+    loop {
         assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "the slot was never taken"
+            start.elapsed() < Duration::from_secs(20),
+            "the slot was never held"
         );
+        if hanging.is_finished() {
+            assert_eq!(hanging.join().unwrap(), 503);
+            hanging = hold();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        if request_with(addr, "GET", "/", "", b"").status == 503 && !hanging.is_finished() {
+            break;
+        }
     }
     let statuses: Vec<u16> = (0..8)
         .map(|_| request_with(addr, "GET", "/", "", b"").status)
