@@ -228,36 +228,26 @@ fn serve_refuses_what_is_not_a_proxy_component() {
             text(&out.stderr)
         );
     }
+    let refused_as_taken = |taken: String| {
+        let out = weir()
+            .args(["serve", "--addr", &taken])
+            .arg(root.join("examples/http-hello.wasm"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains(&format!("cannot listen on {taken}")),
+            "{}",
+            text(&out.stderr)
+        );
+    };
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken = taken.local_addr().unwrap().to_string();
-    let out = weir()
-        .args(["serve", "--addr", &taken])
-        .arg(root.join("examples/http-hello.wasm"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(&format!("cannot listen on {taken}")),
-        "{}",
-        text(&out.stderr)
-    );
+    refused_as_taken(taken.local_addr().unwrap().to_string());
     // A port another `weir serve` listens on is taken too, though its listeners share the
     // port among its own threads (`SO_REUSEPORT`): the two do not split the connections.
     let first = serve(&[], &root.join("examples/http-hello.wasm"));
-    let taken = first.addr.to_string();
-    let out = weir()
-        .args(["serve", "--addr", &taken])
-        .arg(root.join("examples/http-hello.wasm"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(&format!("cannot listen on {taken}")),
-        "{}",
-        text(&out.stderr)
-    );
+    refused_as_taken(first.addr.to_string());
     let (status, log) = first.terminate();
     assert!(status.success(), "{log}");
 }
