@@ -33,6 +33,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "SOCKADDR")]
     addr: SocketAddr,
 
+    /// Server threads, each with its own listener on the port and its own instances
+    /// (default: the number of cores this process may use).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+
     /// Requests handled at once; more are answered `503 Service Unavailable`.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     max_concurrent_requests: usize,
@@ -225,7 +230,10 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         stats: stats.clone(),
         max_fields_size: guest.common.wasi.max_http_fields_size,
     };
-    let threads = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        usize::from,
+    );
     let listeners = listen(args.addr, threads)?;
     let local = listeners[0].local_addr().unwrap_or(args.addr);
     eprintln!("Serving HTTP on http://{local}/");

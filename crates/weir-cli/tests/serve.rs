@@ -1149,3 +1149,36 @@ fn the_request_limit_holds_across_the_server_threads() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn serve_takes_a_number_of_server_threads() {
+    let hello = weir_test_guests::workspace_root().join("examples/http-hello.wasm");
+    for threads in ["1", "3"] {
+        let server = serve(&["--threads", threads], &hello);
+        // Several connections, whichever thread takes each.
+        for _ in 0..6 {
+            assert_eq!(request_with(server.addr, "GET", "/", "", b"").status, 200);
+        }
+        let tasks = format!("/proc/{}/task", server.child.id());
+        let serving = std::fs::read_dir(tasks)
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("weir-serve-"))
+            .count();
+        assert_eq!(serving.to_string(), threads, "server threads");
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{log}");
+    }
+    let out = weir()
+        .args(["serve", "--threads", "0"])
+        .arg(&hello)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--threads"),
+        "{}",
+        text(&out.stderr)
+    );
+}
