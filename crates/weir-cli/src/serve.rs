@@ -174,11 +174,14 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     // Open the preopens once up front, so that a bad --dir fails at start, not per request.
     crate::wasi_builder(&args.guest, policy.clone())?;
     let guest = Arc::new(args.guest);
-    // Instances share one pool of outgoing connections (same TLS configuration for all).
-    let pool = weir_http::ConnectionPool::new();
-    let make_store = {
+    // The instances of a server thread share one pool of outgoing connections (same TLS
+    // configuration for all): a pooled connection's task runs on the thread that opened
+    // it, so threads do not share them (one thread's busy guest would hold up another's
+    // requests, and a thread that stopped first would take them down).
+    let store_maker = |pool: Arc<weir_http::ConnectionPool>| {
         let engine = engine.clone();
         let guest = guest.clone();
+        let policy = policy.clone();
         move || -> wasmtime::Result<Store<Host>> {
             let wasi = crate::wasi_builder(&guest, policy.clone())
                 .map_err(wasmtime::Error::from_anyhow)?
@@ -193,23 +196,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     };
     // Each server thread gets its own handler: with instance reuse, its own pool, so a
     // request and its instance stay on one thread.
-    let handler_for_thread = {
-        let make_store = make_store.clone();
-        let reuse = (args.max_instance_reuse_count > 1).then_some(weir_http::p3::InstanceReuse {
-            max_requests: args.max_instance_reuse_count,
-            max_concurrent: args.max_instance_concurrent_reuse_count,
-            instances_in_parallel: 1,
-        });
-        move || match (&service_pre, reuse) {
-            (Some(service_pre), Some(reuse)) => {
-                let stores = make_store.clone();
-                let pool =
-                    weir_http::p3::ServicePool::new(service_pre.clone(), Arc::new(stores), reuse);
-                weir_http::server::Handler::SharedService(Arc::new(pool))
-            }
-            _ => pre.clone(),
-        }
-    };
+    let reuse = (args.max_instance_reuse_count > 1).then_some(weir_http::p3::InstanceReuse {
+        max_requests: args.max_instance_reuse_count,
+        max_concurrent: args.max_instance_concurrent_reuse_count,
+        instances_in_parallel: 1,
+    });
     if epochs {
         let engine = engine.clone();
         std::thread::Builder::new()
@@ -236,6 +227,17 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
     );
     let listeners = listen(args.addr, threads)?;
     let local = listeners[0].local_addr().unwrap_or(args.addr);
+    // This thread watches for the signals, and for a server that stopped on its own; the
+    // signals are watched from before the banner, so a SIGTERM right after it is graceful.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let signalled = {
+        let _in_runtime = runtime.enter();
+        shutdown_signal(log.clone())
+    };
+    log.flush();
     eprintln!("Serving HTTP on http://{local}/");
     let slots = Arc::new(tokio::sync::Semaphore::new(
         serve_options.max_concurrent_requests,
@@ -246,14 +248,24 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         .into_iter()
         .enumerate()
         .map(|(index, listener)| {
-            let handler = handler_for_thread();
-            let make_store = make_store.clone();
-            let (options, slots, exited) = (serve_options.clone(), slots.clone(), exited.clone());
+            let make_store = store_maker(weir_http::ConnectionPool::new());
+            let handler = match (&service_pre, reuse) {
+                (Some(service_pre), Some(reuse)) => {
+                    let stores = Arc::new(make_store.clone());
+                    let pool = weir_http::p3::ServicePool::new(service_pre.clone(), stores, reuse);
+                    weir_http::server::Handler::SharedService(Arc::new(pool))
+                }
+                _ => pre.clone(),
+            };
+            let (options, slots) = (serve_options.clone(), slots.clone());
+            let exited = NotifyOnDrop(exited.clone());
             let mut stopped = stopped.clone();
             std::thread::Builder::new()
                 .name(format!("weir-serve-{index}"))
                 .spawn(move || -> Result<()> {
-                    let served = serve_on_this_thread(
+                    // Told when this thread ends, by returning or by a panic.
+                    let _exited = exited;
+                    serve_on_this_thread(
                         listener,
                         handler,
                         make_store,
@@ -262,21 +274,14 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
                         async move {
                             let _ = stopped.wait_for(|stop| *stop).await;
                         },
-                    );
-                    exited.notify_one();
-                    served
+                    )
                 })
                 .context("cannot start a server thread")
         })
         .collect::<Result<Vec<_>>>()?;
-    // This thread watches for the signals, and for a server that stopped on its own.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     runtime.block_on(async {
         tokio::select! {
-            () = shutdown_signal(log.clone()) => {}
+            () = signalled => {}
             () = exited.notified() => {}
         }
     });
@@ -312,29 +317,25 @@ fn listen(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> 
             .first()
             .and_then(|first| first.local_addr().ok())
             .unwrap_or(addr);
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(at),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        socket.set_reuse_address(true)?;
         let first = index == 0;
-        if !first {
-            socket.set_reuse_port(true)?;
-        }
-        socket.set_nonblocking(true)?;
-        socket
-            .bind(&at.into())
-            .and_then(|()| {
-                if first {
-                    socket.set_reuse_port(true)
-                } else {
-                    Ok(())
-                }
-            })
-            .and_then(|()| socket.listen(1024))
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        listeners.push(socket.into());
+        let listener = (|| -> std::io::Result<std::net::TcpListener> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(at),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(!first)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&at.into())?;
+            if first {
+                socket.set_reuse_port(true)?;
+            }
+            socket.listen(1024)?;
+            Ok(socket.into())
+        })()
+        .with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push(listener);
     }
     Ok(listeners)
 }
@@ -378,24 +379,38 @@ impl Drop for FlushOnReturn {
 }
 
 /// Resolves on SIGINT or SIGTERM (never, with an error logged, if they cannot be watched).
-async fn shutdown_signal(log: BatchedStderr) {
+/// Watches for SIGINT and SIGTERM from now on (call it in a runtime); the future resolves
+/// on the first of them (never, with an error logged, if they cannot be watched).
+fn shutdown_signal(log: BatchedStderr) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let watched = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+    );
+    async move {
+        match watched {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                // Serve on; only killing the process stops it then.
+                tracing::error!(target: "weir::serve", "cannot watch for SIGINT/SIGTERM: {error}");
+                std::future::pending::<()>().await;
             }
         }
-        (Err(error), _) | (_, Err(error)) => {
-            // Serve on; only killing the process stops it then.
-            tracing::error!(target: "weir::serve", "cannot watch for SIGINT/SIGTERM: {error}");
-            std::future::pending::<()>().await;
-        }
+        log.flush();
+        eprintln!("weir serve: shutting down after the requests in flight");
     }
-    log.flush();
-    eprintln!("weir serve: shutting down after the requests in flight");
+}
+
+/// Notifies when dropped: a server thread's end, however it ends.
+struct NotifyOnDrop(Arc<tokio::sync::Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }

@@ -1182,3 +1182,14 @@ fn serve_takes_a_number_of_server_threads() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_sigterm_right_after_the_banner_stops_the_server_gracefully() {
+    let hello = weir_test_guests::workspace_root().join("examples/http-hello.wasm");
+    for _ in 0..5 {
+        // `terminate` sends SIGTERM as soon as the banner was read.
+        let (status, log) = serve(&[], &hello).terminate();
+        assert!(status.success(), "{status:?}: {log}");
+        assert!(log.contains("weir serve: stopped"), "{log}");
+    }
+}

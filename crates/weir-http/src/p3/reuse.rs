@@ -73,7 +73,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
 
     /// A worker with room for one more request, and its slot: an idle one, else the one
     /// with the most room, or a new instance when there is none with room or fewer than
-    /// `instances_in_parallel` exist.
+    /// `instances_in_parallel` exist. At most `instances_in_parallel` take new requests.
     fn worker(
         &self,
         timeout: Option<std::time::Duration>,
@@ -94,11 +94,18 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             .try_acquire_owned()
             .map_err(|e| wasmtime::format_err!("{e}"))?;
         tokio::spawn(run_worker(self.pre.clone(), store, queue, timeout));
-        self.lock_workers().push(Worker {
+        let mut workers = self.lock_workers();
+        workers.push(Worker {
             jobs: jobs.clone(),
             remaining: self.reuse.max_requests - 1,
             slots,
         });
+        // Beyond `instances_in_parallel`, the oldest take no more requests: their queues
+        // close when their requests are done (a burst does not leave instances behind).
+        let surplus = workers
+            .len()
+            .saturating_sub(self.reuse.instances_in_parallel);
+        workers.drain(..surplus);
         Ok((jobs, slot))
     }
 
