@@ -44,7 +44,7 @@ pub struct ServeArgs {
 
     /// Seconds a handler may take to set its response before the client gets a 500 (0: no
     /// limit). `-W timeout` sets it too.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = non_negative_seconds)]
     request_timeout: f64,
 
     /// Allow precompiled code (`.cwasm` from `weir compile`); trusted without validation.
@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Requests are spread over up to one instance per core before they share a busy one.
     #[arg(long, default_value_t = 16, value_name = "N")]
     max_instance_concurrent_reuse_count: usize,
+
+    /// With `--max-instance-reuse-count` above 1: seconds an instance with no request in
+    /// flight is kept for the next one before it is dropped (0: until it is used up).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = non_negative_seconds)]
+    idle_instance_timeout: f64,
 
     /// The `wasi:http/proxy` component to serve.
     #[arg(value_name = "WASM")]
@@ -200,6 +205,8 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         max_requests: args.max_instance_reuse_count,
         max_concurrent: args.max_instance_concurrent_reuse_count,
         instances_in_parallel: 1,
+        idle_timeout: (args.idle_instance_timeout > 0.0)
+            .then(|| Duration::from_secs_f64(args.idle_instance_timeout)),
     });
     if epochs {
         let engine = engine.clone();
@@ -367,6 +374,14 @@ where
         .await
         .context("serving")
     })
+}
+
+/// A number of seconds, 0 or more (and finite, so that it makes a `Duration`).
+fn non_negative_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.0..1e12).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("`{text}` is not a number of seconds (0 or more)")),
+    }
 }
 
 /// Writes out the log's waiting lines when dropped.

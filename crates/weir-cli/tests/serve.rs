@@ -1193,3 +1193,64 @@ fn a_sigterm_right_after_the_banner_stops_the_server_gracefully() {
         assert!(log.contains("weir serve: stopped"), "{log}");
     }
 }
+
+#[test]
+fn a_reused_instance_idle_past_its_timeout_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = p3_service_file(dir.path());
+    let count = |server: &Serving| {
+        let answer = request_with(server.addr, "GET", "/count", "", b"");
+        text(&answer.body).trim().parse::<u32>().unwrap()
+    };
+    // Kept for 0.5 s without a request: after 1.5 s the next request gets a new instance
+    // (its count starts again). With 0, the instance is kept until it is used up.
+    for (idle_timeout, count_after_a_pause) in [("0.5", 1), ("0", 3)] {
+        let server = serve(
+            &[
+                "--max-instance-reuse-count",
+                "100",
+                "--threads",
+                "1",
+                "--idle-instance-timeout",
+                idle_timeout,
+            ],
+            &service,
+        );
+        assert_eq!(count(&server), 1);
+        assert_eq!(count(&server), 2, "reused while not idle for long");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(
+            count(&server),
+            count_after_a_pause,
+            "idle timeout {idle_timeout}"
+        );
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{log}");
+    }
+}
+
+#[test]
+fn serve_refuses_seconds_that_are_not_a_duration() {
+    let hello = weir_test_guests::workspace_root().join("examples/http-hello.wasm");
+    for flag in ["--request-timeout", "--idle-instance-timeout"] {
+        for value in ["inf", "NaN", "1e300", "-1", "soon"] {
+            let out = weir()
+                .args(["serve", &format!("{flag}={value}")])
+                .arg(&hello)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{flag}={value}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stderr).contains("is not a number of seconds"),
+                "{flag}={value}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -32,6 +33,9 @@ pub struct InstanceReuse {
     /// exist, a request that finds none idle starts another instead of queueing on a busy
     /// one. A request that finds an idle instance always takes it.
     pub instances_in_parallel: usize,
+    /// How long an instance with no request in flight waits for another before it is
+    /// dropped (`None`: until it is used up).
+    pub idle_timeout: Option<Duration>,
 }
 
 type Job = (http::Request<HostBody>, Answer, OwnedSemaphorePermit);
@@ -66,6 +70,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
                 max_requests: reuse.max_requests.max(1),
                 max_concurrent: reuse.max_concurrent.max(1),
                 instances_in_parallel: reuse.instances_in_parallel.max(1),
+                idle_timeout: reuse.idle_timeout,
             },
             workers: Mutex::new(Vec::new()),
         }
@@ -93,7 +98,13 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
             .clone()
             .try_acquire_owned()
             .map_err(|e| wasmtime::format_err!("{e}"))?;
-        tokio::spawn(run_worker(self.pre.clone(), store, queue, timeout));
+        tokio::spawn(run_worker(
+            self.pre.clone(),
+            store,
+            queue,
+            timeout,
+            self.reuse.idle_timeout,
+        ));
         let mut workers = self.lock_workers();
         workers.push(Worker {
             jobs: jobs.clone(),
@@ -137,12 +148,23 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
         request: http::Request<HostBody>,
         timeout: Option<std::time::Duration>,
     ) -> Result<http::Response<ServiceBody>, HandlerFailure> {
-        let (jobs, slot) = self.worker(timeout).map_err(HandlerFailure::Trap)?;
         let (answer, answered) = oneshot::channel();
-        if jobs.send((request, answer, slot)).is_err() {
-            return Err(HandlerFailure::Trap(wasmtime::format_err!(
-                "the instance stopped before the request reached it"
-            )));
+        let mut job = (request, answer);
+        // An idle instance may close its queue between being picked and the send: the
+        // request then goes to the next pick (which skips closed queues).
+        for attempt in 0.. {
+            let (jobs, slot) = self.worker(timeout).map_err(HandlerFailure::Trap)?;
+            match jobs.send((job.0, job.1, slot)) {
+                Ok(()) => break,
+                Err(mpsc::error::SendError((request, answer, _slot))) if attempt < 3 => {
+                    job = (request, answer);
+                }
+                Err(_) => {
+                    return Err(HandlerFailure::Trap(wasmtime::format_err!(
+                        "the instance stopped before the request reached it"
+                    )));
+                }
+            }
         }
         let answered = match timeout {
             Some(limit) => tokio::time::timeout(limit, answered)
@@ -193,6 +215,7 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
     mut store: Store<T>,
     mut queue: mpsc::UnboundedReceiver<Job>,
     timeout: Option<std::time::Duration>,
+    idle_timeout: Option<Duration>,
 ) {
     let ran = async {
         let service: Service = pre.instantiate_async(&mut store).await?;
@@ -202,28 +225,48 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
                 // Only the requests that were woken are polled again.
                 let mut running: FuturesUnordered<Running<'_>> = FuturesUnordered::new();
                 let mut open = true;
+                // Runs while no request is in flight; when it fires, the queue closes.
+                let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
                 std::future::poll_fn(|cx| {
-                    while open {
-                        match queue.poll_recv(cx) {
-                            Poll::Ready(Some((request, answer, slot))) => {
-                                let service = &service;
-                                running.push(Box::pin(async move {
-                                    let done = respond(accessor, service, request, answer).await;
-                                    drop(slot);
-                                    done
-                                }));
+                    'poll: loop {
+                        while open {
+                            match queue.poll_recv(cx) {
+                                Poll::Ready(Some((request, answer, slot))) => {
+                                    idle = None;
+                                    let service = &service;
+                                    running.push(Box::pin(async move {
+                                        let done =
+                                            respond(accessor, service, request, answer).await;
+                                        drop(slot);
+                                        done
+                                    }));
+                                }
+                                Poll::Ready(None) => open = false,
+                                Poll::Pending => break,
                             }
-                            Poll::Ready(None) => open = false,
-                            Poll::Pending => break,
                         }
-                    }
-                    loop {
-                        match running.poll_next_unpin(cx) {
-                            Poll::Ready(Some(Ok(()))) => {}
-                            Poll::Ready(Some(Err(trap))) => return Poll::Ready(Err(trap)),
-                            // Nothing in flight: done once the queue closed.
-                            Poll::Ready(None) if !open => return Poll::Ready(Ok(())),
-                            Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                        loop {
+                            match running.poll_next_unpin(cx) {
+                                Poll::Ready(Some(Ok(()))) => {}
+                                Poll::Ready(Some(Err(trap))) => return Poll::Ready(Err(trap)),
+                                // Nothing in flight: done once the queue closed.
+                                Poll::Ready(None) if !open => return Poll::Ready(Ok(())),
+                                Poll::Ready(None) => {
+                                    let Some(limit) = idle_timeout else {
+                                        return Poll::Pending;
+                                    };
+                                    let idle = idle
+                                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                                    if idle.as_mut().poll(cx).is_pending() {
+                                        return Poll::Pending;
+                                    }
+                                    // No more requests come in (the pool skips a closed queue);
+                                    // any already queued are still answered.
+                                    queue.close();
+                                    continue 'poll;
+                                }
+                                Poll::Pending => return Poll::Pending,
+                            }
                         }
                     }
                 })
@@ -247,6 +290,7 @@ mod tests {
         max_requests: 128,
         max_concurrent: 4,
         instances_in_parallel: 2,
+        idle_timeout: None,
     };
 
     fn pick(free: &[usize]) -> Choice {
