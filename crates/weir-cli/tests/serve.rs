@@ -215,31 +215,15 @@ fn serve_refuses_what_is_not_a_proxy_component() {
         ),
         ("examples/hello-p1.wasm", "is a core module"),
     ] {
-        let out = weir()
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .arg(root.join(file))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{file}");
-        assert!(
-            text(&out.stderr).contains(needle),
-            "{file}: {}",
-            text(&out.stderr)
-        );
+        assert_serve_refuses(&["--addr", "127.0.0.1:0"], &root.join(file), 1, needle);
     }
     let refused_as_taken = |taken: String| {
-        let out = weir()
-            .args(["serve", "--addr", &taken])
-            .arg(root.join("examples/http-hello.wasm"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
-        assert!(
-            text(&out.stderr).contains(&format!("cannot listen on {taken}")),
-            "{}",
-            text(&out.stderr)
+        let hello = root.join("examples/http-hello.wasm");
+        assert_serve_refuses(
+            &["--addr", &taken],
+            &hello,
+            1,
+            &format!("cannot listen on {taken}"),
         );
     };
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -250,6 +234,24 @@ fn serve_refuses_what_is_not_a_proxy_component() {
     refused_as_taken(first.addr.to_string());
     let (status, log) = first.terminate();
     assert!(status.success(), "{log}");
+}
+
+/// Runs `weir serve ARGS COMPONENT`, which must refuse to start: exits with `code` and says
+/// `needle` on stderr.
+fn assert_serve_refuses(args: &[&str], component: &Path, code: i32, needle: &str) {
+    let out = weir()
+        .arg("serve")
+        .args(args)
+        .arg(component)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: no {needle:?} in {stderr}"
+    );
 }
 
 /// A one-shot HTTP/1.1 server on a thread: answers each connection with `200` and `body`.
@@ -1169,18 +1171,7 @@ fn serve_takes_a_number_of_server_threads() {
         let (status, log) = server.terminate();
         assert!(status.success(), "{log}");
     }
-    let out = weir()
-        .args(["serve", "--threads", "0"])
-        .arg(&hello)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("--threads"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_serve_refuses(&["--threads", "0"], &hello, 2, "--threads");
 }
 
 #[test]
@@ -1234,23 +1225,8 @@ fn serve_refuses_seconds_that_are_not_a_duration() {
     let hello = weir_test_guests::workspace_root().join("examples/http-hello.wasm");
     for flag in ["--request-timeout", "--idle-instance-timeout"] {
         for value in ["inf", "NaN", "1e300", "-1", "soon"] {
-            let out = weir()
-                .args(["serve", &format!("{flag}={value}")])
-                .arg(&hello)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{flag}={value}: {}",
-                text(&out.stderr)
-            );
-            assert!(
-                text(&out.stderr).contains("is not a number of seconds"),
-                "{flag}={value}: {}",
-                text(&out.stderr)
-            );
+            let arg = format!("{flag}={value}");
+            assert_serve_refuses(&[&arg], &hello, 2, "is not a number of seconds");
         }
     }
 }
