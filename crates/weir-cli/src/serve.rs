@@ -59,7 +59,7 @@ pub struct ServeArgs {
     max_instance_reuse_count: usize,
 
     /// With `--max-instance-reuse-count` above 1: requests one instance answers at once.
-    /// Requests are spread over up to one instance per core before they share a busy one.
+    /// Each server thread has its own instances.
     #[arg(long, default_value_t = 16, value_name = "N")]
     max_instance_concurrent_reuse_count: usize,
 
@@ -350,7 +350,7 @@ fn listen(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> 
 /// One server: a single-threaded runtime serving the connections of `listener`. Each
 /// request's instance runs on this thread too, so a request never waits for another
 /// core to wake up (a server per core instead of one work-stealing runtime: one
-/// connection's request rate went up by a third, docs/benchmarks.md).
+/// connection's isolated request rate went up by ~40%, docs/benchmarks.md).
 fn serve_on_this_thread<F>(
     listener: std::net::TcpListener,
     handler: weir_http::server::Handler<Host>,
@@ -393,7 +393,6 @@ impl Drop for FlushOnReturn {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (never, with an error logged, if they cannot be watched).
 /// Watches for SIGINT and SIGTERM from now on (call it in a runtime); the future resolves
 /// on the first of them (never, with an error logged, if they cannot be watched).
 fn shutdown_signal(log: BatchedStderr) -> impl std::future::Future<Output = ()> {

@@ -240,14 +240,14 @@ pub(crate) async fn respond<T: WasiHttpView + Send + 'static>(
         trailers: Some(trailers_out),
         transmitted: Some(outcome),
     };
-    // Head and body reach hyper together when the guest writes a short body at once: give
-    // it a couple of turns first (microseconds). A head sent alone costs the connection's
-    // task a wakeup per part (head, data, end, trailers), each often on the other core;
-    // with instance reuse this took `/` from ~24,000 to ~34,000 requests/s at 16
-    // connections (docs/benchmarks.md).
     // Whether a consumer is gone (true again once the signal was taken).
     let gone =
         |done: &mut oneshot::Receiver<()>| !matches!(done.try_recv(), Err(TryRecvError::Empty));
+    // Head and body reach hyper together when the guest writes a short body at once: give
+    // it a couple of turns first (microseconds). A head sent alone costs the connection's
+    // task a wakeup per part (head, data, end, trailers); with instance reuse on the
+    // work-stealing runtime this took `/` from ~24,000 to ~34,000 requests/s at 16
+    // connections (docs/benchmarks.md).
     for _ in 0..HEAD_WAIT_TURNS {
         if gone(&mut contents_done_out) && gone(&mut trailers_done_out) {
             break;

@@ -81,7 +81,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
     /// `instances_in_parallel` exist. At most `instances_in_parallel` take new requests.
     fn worker(
         &self,
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
     ) -> wasmtime::Result<(mpsc::UnboundedSender<Job>, OwnedSemaphorePermit)> {
         if let Some(taken) = self.take_slot() {
             return Ok(taken);
@@ -146,7 +146,7 @@ impl<T: WasiHttpView + Send + 'static> ServicePool<T> {
     pub async fn handle(
         &self,
         request: http::Request<HostBody>,
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
     ) -> Result<http::Response<ServiceBody>, HandlerFailure> {
         let (answer, answered) = oneshot::channel();
         let mut job = (request, answer);
@@ -214,7 +214,7 @@ async fn run_worker<T: WasiHttpView + Send + 'static>(
     pre: ServicePre<T>,
     mut store: Store<T>,
     mut queue: mpsc::UnboundedReceiver<Job>,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
 ) {
     let ran = async {
